@@ -1,0 +1,145 @@
+"""The client core (librados equivalent): coroutines run on the client loop thread.
+
+`compat/rados.py` (python-rados API) and the CLIs wrap it; it raises `ShoalError`
+subclasses carrying the errno an operation failed with.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+from shoal.client.monclient import MonClient, parse_mon_hosts
+from shoal.client.objecter import Objecter, OpReply
+from shoal.errors import InvalidArgument, NotFound, ShoalError, from_errno
+from shoal.placement.osdmap import OSDMap, Pool
+from shoal.wire.osd_op import OpBuilder
+
+
+class RadosClient:
+    def __init__(self, conf: Any, entity: str) -> None:
+        self.conf = conf
+        self.entity = entity
+        self.monc: MonClient | None = None
+        self.objecter: Objecter | None = None
+        self.osdmap: OSDMap | None = None
+        self.instance_id = 0
+
+    # -- connection --------------------------------------------------------------------
+    async def connect(self, timeout: float | None = None) -> None:
+        mon_host = str(self.conf.get("mon_host") or "")
+        addrs = parse_mon_hosts(mon_host)
+        if not addrs:
+            raise NotFound("no monitors configured (set mon_host in ceph.conf or pass -m)", errno.ENOENT)
+        timeout = timeout or float(self.conf.get("client_mount_timeout") or 300)
+        nonce = random.getrandbits(32)
+        self.objecter = Objecter(self.entity, f"{self.entity}.{os.getpid()}.{nonce:08x}", self._request_map)
+        self.monc = MonClient(addrs, self.entity, self._on_map)
+        try:
+            await self.monc.connect(timeout)
+        except TimeoutError as exc:
+            await self.monc.close()
+            raise from_errno(errno.ETIMEDOUT, f"error connecting to the cluster: no monitor answered "
+                             f"at {', '.join(addrs)} within {timeout:g}s") from exc
+        self.instance_id = self.monc.global_id
+
+    def _request_map(self) -> None:
+        if self.monc is not None:
+            self.monc.request_map()
+
+    def _on_map(self, osdmap: OSDMap) -> None:
+        self.osdmap = osdmap
+        if self.objecter is not None:
+            self.objecter.handle_map(osdmap)
+
+    async def shutdown(self) -> None:
+        if self.objecter is not None:
+            await self.objecter.close()
+        if self.monc is not None:
+            await self.monc.close()
+
+    @property
+    def fsid(self) -> str:
+        assert self.monc is not None
+        return self.monc.fsid
+
+    # -- monitor ------------------------------------------------------------------------
+    async def mon_command(self, cmd: dict[str, Any], inbuf: bytes = b"",
+                          timeout: float | None = None) -> tuple[int, bytes, str]:
+        assert self.monc is not None
+        timeout = timeout or float(self.conf.get("rados_mon_op_timeout") or 0) or None
+        ret, outbuf, outs = await self.monc.command(cmd, inbuf, timeout)
+        if ret == 0 and cmd.get("prefix", "").startswith(("osd pool", "osd down", "osd out", "osd in")):
+            # Later calls of this client must see the change the command made.
+            await self.wait_for_latest_map()
+        return ret, outbuf, outs
+
+    async def wait_for_latest_map(self) -> None:
+        assert self.monc is not None and self.objecter is not None
+        ret, outbuf, _ = await self.monc.command({"prefix": "osd stat", "format": "json"}, b"", 30)
+        if ret != 0:
+            return
+        import json
+
+        epoch = int(json.loads(outbuf).get("epoch", 0))
+        while self.osdmap is None or self.osdmap.epoch < epoch:
+            await self.objecter.wait_for_map_change(10.0)
+
+    # -- pools --------------------------------------------------------------------------
+    def pool_by_name(self, name: str) -> Pool | None:
+        return self.osdmap.pool_by_name(name) if self.osdmap else None
+
+    def pools(self) -> list[Pool]:
+        return sorted(self.osdmap.pools.values(), key=lambda p: p.id) if self.osdmap else []
+
+    # -- object ops ---------------------------------------------------------------------------
+    def _op_timeout(self) -> float | None:
+        return float(self.conf.get("rados_osd_op_timeout") or 0) or None
+
+    async def operate(self, pool_id: int, oid: str, builder: OpBuilder, nspace: str = "",
+                      timeout: float | None = None) -> OpReply:
+        """Run an op vector; returns the reply (result < 0 is left to the caller)."""
+        assert self.objecter is not None
+        if len(oid.encode()) > 2048:
+            raise InvalidArgument(f"object name too long ({len(oid.encode())} bytes)", errno.ENAMETOOLONG)
+        return await self.objecter.op(pool_id, oid, nspace, builder.ops, builder.data(),
+                                      timeout=timeout or self._op_timeout())
+
+    async def checked(self, pool_id: int, oid: str, builder: OpBuilder, nspace: str = "",
+                      what: str = "") -> OpReply:
+        reply = await self.operate(pool_id, oid, builder, nspace)
+        if reply.result < 0:
+            raise from_errno(reply.result, f"{what or 'operation'} on {oid!r}: {os.strerror(-reply.result)}")
+        return reply
+
+    async def list_objects(self, pool_id: int, nspace: str | None = "",
+                           page: int = 1024) -> AsyncIterator[tuple[str, str]]:
+        """Every (namespace, name) in a pool, PG by PG (nspace None = all namespaces)."""
+        assert self.objecter is not None
+        pool = self.objecter.pool(pool_id)
+        for ps in range(pool.pg_num):
+            start: list[str] | None = None
+            while True:
+                b = OpBuilder()
+                b.add("pgls", start_after=start, max=page)
+                reply = await self.objecter.op(pool_id, "", "", b.ops, b"", ps=ps, timeout=self._op_timeout())
+                if reply.result < 0:
+                    raise from_errno(reply.result, f"listing pool {pool_id}")
+                out = reply.outs[0]
+                for ns, name in out["names"]:
+                    if nspace is None or ns == nspace:
+                        yield ns, name
+                if not out.get("more") or not out["names"]:
+                    break
+                start = out["names"][-1]
+
+
+def raise_for(reply: OpReply, what: str) -> None:
+    if reply.result < 0:
+        raise from_errno(reply.result, what)
+
+
+__all__ = ["RadosClient", "ShoalError", "raise_for"]

@@ -1,0 +1,440 @@
+"""The OSD daemon: serves object ops for the PGs it is primary of, replicates, recovers.
+
+One asyncio loop; store commits run on the group committer's thread and large reads
+on a small thread pool, so disk work never stalls other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from shoal.errors import NotFound, ShoalError, Shutdown
+from shoal.net.connection import Connection, connect, serve, split_addr
+from shoal.osd.committer import GroupCommitter
+from shoal.osd.object_context import ObjectContext
+from shoal.osd.ops import execute, vector_writes
+from shoal.osd.pg import PG, IntervalChanged
+from shoal.osd.store.base import HEAD, ObjectId, ObjectStore
+from shoal.osd.store.transaction import Transaction
+from shoal.placement.osdmap import OSDMap, parse_pgid
+from shoal.wire.frame import Frame
+from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
+
+log = logging.getLogger("shoal.osd")
+
+INLINE_READ_LIMIT = 256 * 1024  # larger reads run on the reader pool
+
+
+class OSD:
+    def __init__(self, whoami: int, store: ObjectStore, conf: Callable[[str], Any], mon_addrs: list[str],
+                 bind_host: str = "127.0.0.1", host: str | None = None) -> None:
+        self.whoami = whoami
+        self.store = store
+        self.conf = conf
+        self.mon_addrs = mon_addrs
+        self.bind_host = bind_host
+        self.host = host or socket.gethostname()
+        self.addr = ""
+        self.uuid = str(uuid.uuid4())
+        self.osdmap = OSDMap(fsid="", epoch=0)
+        self.pgs: dict[str, PG] = {}
+        self.committer = GroupCommitter(store)
+        self.readers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="read")
+        self.mon: Connection | None = None
+        self.peers: dict[int, tuple[str, Connection]] = {}
+        self._peer_connecting: dict[int, asyncio.Future[Connection]] = {}
+        self._map_lock = asyncio.Lock()
+        self._epoch_changed = asyncio.Condition()
+        self.ready_epoch = 0  # the newest map whose PG changes are fully applied
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stats_event = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.io = {"rd": 0, "wr": 0, "rd_bytes": 0, "wr_bytes": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self.store.mount()
+        for coll in self.store.list_collections():
+            pool_id, ps = parse_pgid(coll)
+            pg = PG(self, pool_id, ps)
+            pg.load()
+            self.pgs[coll] = pg
+        self.server = await serve(self.bind_host, 0, self._handle, name=f"osd.{self.whoami}")
+        port = self.server.sockets[0].getsockname()[1]
+        self.addr = f"{self.bind_host}:{port}"
+        await self._connect_mon()
+        self._tasks.append(asyncio.create_task(self._beacon_loop()))
+        log.info("event=started osd=%d addr=%s pgs=%d", self.whoami, self.addr, len(self.pgs))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for pg in self.pgs.values():
+            pg.stop()
+        if self.server:
+            self.server.close()
+        if self.mon:
+            self.mon.close()
+        self.committer.shutdown()
+        self.readers.shutdown(wait=True)
+        self.store.umount()
+
+    # -- monitor session ------------------------------------------------------------------
+    async def _connect_mon(self) -> None:
+        last: Exception | None = None
+        for _ in range(100):
+            for addr in self.mon_addrs:
+                host, port = split_addr(addr)
+                try:
+                    conn = await connect(host, port, self._handle_mon, name="mon")
+                    await self._hello(conn)
+                    self.mon = conn
+                    conn.send(Msg.MON_SUBSCRIBE, {"what": "osdmap", "start": self.osdmap.epoch})
+                    reply = await conn.request(Msg.OSD_BOOT, {
+                        "osd": self.whoami, "addr": self.addr, "host": self.host, "uuid": self.uuid,
+                        "weight": 1.0}, timeout=10)
+                    await self.wait_for_epoch(int(reply.meta["epoch"]))
+                    self._tasks.append(asyncio.create_task(self._watch_mon(conn)))
+                    return
+                except (TimeoutError, OSError, ShoalError) as exc:
+                    last = exc
+            await asyncio.sleep(0.2)
+        raise Shutdown(f"osd.{self.whoami}: cannot reach a monitor at {self.mon_addrs}: {last}")
+
+    async def _watch_mon(self, conn: Connection) -> None:
+        await conn.wait_closed()
+        log.warning("event=mon_session_lost osd=%d", self.whoami)
+        await self._connect_mon()
+
+    async def _hello(self, conn: Connection) -> dict[str, Any]:
+        reply = await conn.request(Msg.HELLO, {"protocol": PROTOCOL_VERSION, "entity": f"osd.{self.whoami}",
+                                               "auth": [AUTH_NONE]}, timeout=10)
+        if reply.type != Msg.HELLO_REPLY:
+            raise ShoalError(f"handshake refused: {reply.meta.get('msg')}", errno.EACCES)
+        return reply.meta
+
+    async def _handle_mon(self, conn: Connection, frame: Frame) -> None:
+        if frame.type == Msg.OSDMAP:
+            await self._handle_map(OSDMap.from_dict(frame.meta["map"]))
+
+    async def wait_for_epoch(self, epoch: int, timeout: float = 30.0) -> None:
+        if self.ready_epoch >= epoch:
+            return
+        if self.mon is not None and not self.mon.closed:
+            self.mon.send(Msg.MON_SUBSCRIBE, {"what": "osdmap", "start": self.osdmap.epoch})
+        async with self._epoch_changed:
+            await asyncio.wait_for(self._epoch_changed.wait_for(lambda: self.ready_epoch >= epoch), timeout)
+
+    # -- OSD map ---------------------------------------------------------------------------
+    async def _handle_map(self, new: OSDMap) -> None:
+        async with self._map_lock:
+            if new.epoch <= self.osdmap.epoch:
+                return
+            self.osdmap = new
+            me = new.osds.get(self.whoami)
+            creating: list[PG] = []
+            changes: list[tuple[PG, list[int], tuple[Any, ...]]] = []
+            live: set[str] = set()
+            for pool in new.pools.values():
+                for ps in range(pool.pg_num):
+                    pgid = f"{pool.id}.{ps:x}"
+                    pg = self.pgs.get(pgid)
+                    up = new.pg_to_up(pool, ps) if me is not None and me.up else []
+                    if pg is None and self.whoami not in up:
+                        continue
+                    live.add(pgid)
+                    if pg is None:
+                        pg = PG(self, pool.id, ps)
+                        creating.append(pg)
+                    interval = (tuple(up), tuple(new.osds[o].up_from for o in up), pool.size, pool.min_size)
+                    if interval != pg.interval:
+                        changes.append((pg, up, interval))
+            if creating:
+                txn = Transaction()
+                for pg in creating:
+                    pg.add_create(txn)
+                await self.committer.submit(txn)
+                for pg in creating:
+                    self.pgs[pg.pgid] = pg
+            for pg, up, interval in changes:
+                pg.on_new_interval(up, interval, new.epoch)
+            await self._remove_deleted_pools(live)
+            self.ready_epoch = new.epoch
+        async with self._epoch_changed:
+            self._epoch_changed.notify_all()
+        self.stats_changed()
+
+    async def _remove_deleted_pools(self, live: set[str]) -> None:
+        gone = [pgid for pgid, pg in self.pgs.items() if pg.pool_id not in self.osdmap.pools]
+        if not gone:
+            return
+        txn = Transaction()
+        for pgid in gone:
+            self.pgs.pop(pgid).stop()
+            txn.remove_collection(pgid)
+        await self.committer.submit(txn)
+        log.info("event=pgs_removed count=%d", len(gone))
+
+    # -- peers -----------------------------------------------------------------------------
+    async def _peer_conn(self, osd_id: int) -> Connection:
+        info = self.osdmap.osds.get(osd_id)
+        if info is None or not info.up:
+            raise Shutdown(f"osd.{osd_id} is not up")
+        cached = self.peers.get(osd_id)
+        if cached is not None and cached[0] == info.addr and not cached[1].closed:
+            return cached[1]
+        pending = self._peer_connecting.get(osd_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        self._peer_connecting[osd_id] = fut
+        try:
+            host, port = split_addr(info.addr)
+            conn = await connect(host, port, self._handle, name=f"osd.{osd_id}")
+            await self._hello(conn)
+            self.peers[osd_id] = (info.addr, conn)
+            fut.set_result(conn)
+            return conn
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()
+            raise
+        finally:
+            del self._peer_connecting[osd_id]
+
+    async def peer_request(self, osd_id: int, type_: int, meta: dict[str, Any],
+                           data: bytes | memoryview = b"", timeout: float | None = None) -> Frame:
+        try:
+            conn = await self._peer_conn(osd_id)
+            return await conn.request(type_, meta, data, timeout=timeout)
+        except (TimeoutError, OSError) as exc:
+            raise Shutdown(f"osd.{osd_id} unreachable: {exc}") from exc
+
+    def report_failure(self, osd_id: int, reason: Any) -> None:
+        log.warning("event=peer_failed osd=%d peer=osd.%d reason=%r", self.whoami, osd_id, reason)
+        if self.mon is not None and not self.mon.closed:
+            self.mon.send(Msg.OSD_FAILURE, {"reporter": self.whoami, "target": osd_id,
+                                            "epoch": self.osdmap.epoch})
+
+    # -- statistics --------------------------------------------------------------------------
+    def stats_changed(self) -> None:
+        self._stats_event.set()
+
+    async def _beacon_loop(self) -> None:
+        interval = float(self.conf("osd_heartbeat_interval") or 1.0)
+        while True:
+            try:
+                await asyncio.wait_for(self._stats_event.wait(), interval)
+                await asyncio.sleep(0.05)  # coalesce a burst of PG state changes
+            except TimeoutError:
+                pass
+            self._stats_event.clear()
+            self._send_beacon()
+
+    def _send_beacon(self) -> None:
+        if self.mon is None or self.mon.closed:
+            return
+        total, used, avail = self.store.statfs()
+        pgs = [pg.stat() for pg in self.pgs.values() if pg.is_primary()]
+        primary = sum(1 for pg in self.pgs.values() if pg.state != "stray")
+        try:
+            self.mon.send(Msg.OSD_BEACON, {
+                "osd": self.whoami, "epoch": self.osdmap.epoch, "pgs": pgs,
+                "stat": {"total": total, "used": used, "avail": avail, "num_pgs": primary},
+                "io": dict(self.io)})
+        except Shutdown:
+            pass
+
+    # -- incoming frames -------------------------------------------------------------------------
+    async def _handle(self, conn: Connection, frame: Frame) -> None:
+        t = frame.type
+        try:
+            if t == Msg.HELLO:
+                if frame.meta.get("protocol") != PROTOCOL_VERSION:
+                    conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol"})
+                    conn.close()
+                    return
+                conn.info.update(entity=str(frame.meta["entity"]), authenticated=True)
+                conn.reply(frame, Msg.HELLO_REPLY, {"osd": self.whoami, "auth": AUTH_NONE})
+            elif not conn.info.get("authenticated"):
+                conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
+                conn.close()
+            elif t == Msg.OSD_OP:
+                await self._osd_op(conn, frame)
+            elif t == Msg.REP_OP:
+                await self._rep_op(conn, frame)
+            elif t == Msg.PG_QUERY:
+                await self._pg_query(conn, frame)
+            else:
+                conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, t, exc)
+            conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"malformed message: {exc}"})
+            conn.close()
+
+    def _retry(self, conn: Connection, frame: Frame) -> None:
+        conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EAGAIN, "epoch": self.osdmap.epoch, "retry": True})
+
+    async def _osd_op(self, conn: Connection, frame: Frame) -> None:
+        m = frame.meta
+        await self.wait_for_epoch(int(m.get("epoch", 0)))
+        pool = self.osdmap.pools.get(int(m["pool"]))
+        if pool is None:
+            conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.ENOENT, "epoch": self.osdmap.epoch})
+            return
+        ops: list[dict[str, Any]] = m["ops"]
+        name, nspace = str(m.get("oid", "")), str(m.get("ns", ""))
+        if ops and ops[0].get("op") == "pgls":
+            ps = int(m["ps"])
+        else:
+            ps = self.osdmap.object_to_ps(pool, name, nspace)
+        pg = self.pgs.get(f"{pool.id}.{ps:x}")
+        while True:
+            if pg is None or not pg.is_primary():
+                self._retry(conn, frame)
+                return
+            if pg.active.is_set():
+                break
+            await pg.active.wait()
+        if ops and ops[0].get("op") == "pgls":
+            self._pgls(conn, frame, pg)
+            return
+        key = (nspace, name)
+        await pg.lock_object(key)
+        try:
+            await self._run_ops(conn, frame, pg, pool, ObjectId(name, nspace), ops)
+        except IntervalChanged:
+            pass  # no reply: the client resends to the new primary, which knows it by reqid
+        finally:
+            pg.unlock_object(key)
+
+    async def _run_ops(self, conn: Connection, frame: Frame, pg: PG, pool: Any, oid: ObjectId,
+                       ops: list[dict[str, Any]]) -> None:
+        m = frame.meta
+        writes = vector_writes(ops)
+        reqid = m.get("reqid")
+        if writes and reqid is not None:
+            dup = pg.log.find_dup(str(reqid))
+            if dup is not None:
+                conn.reply(frame, Msg.OSD_OP_REPLY, {"r": dup.result, "outs": [], "dup": True,
+                                                     "version": list(dup.version)})
+                return
+        data = memoryview(frame.data) if frame.data else memoryview(b"")
+        if any(op.get("op") == "read" and (int(op.get("len", 0)) == 0 or int(op.get("len", 0)) > INLINE_READ_LIMIT)
+               for op in ops):
+            ctx, res = await asyncio.get_running_loop().run_in_executor(
+                self.readers, self._execute, pg.coll, oid, ops, data)
+        else:
+            ctx, res = self._execute(pg.coll, oid, ops, data)
+        if res.result < 0 or not writes or not ctx.modified:
+            self.io["rd"] += 1
+            out = res.data()
+            self.io["rd_bytes"] += len(out)
+            conn.reply(frame, Msg.OSD_OP_REPLY, {"r": res.result, "outs": res.outs}, out)
+            return
+        op_kind = "delete" if ctx.removed and not ctx.exists else "modify"
+        delta_objects = int(ctx.exists) - int(ctx.existed)
+        entry = await pg.commit_write(ctx.txn, op_kind, oid, str(reqid) if reqid is not None else None,
+                                      delta_objects, ctx.size - ctx.orig_size)
+        self.io["wr"] += 1
+        self.io["wr_bytes"] += len(data)
+        conn.reply(frame, Msg.OSD_OP_REPLY, {"r": 0, "outs": res.outs, "version": list(entry.version)},
+                   res.data())
+
+    def _execute(self, coll: str, oid: ObjectId, ops: list[dict[str, Any]], data: memoryview) -> Any:
+        ctx = ObjectContext(self.store, coll, oid)
+        return ctx, execute(ctx, ops, data)
+
+    def _pgls(self, conn: Connection, frame: Frame, pg: PG) -> None:
+        op = frame.meta["ops"][0]
+        start = op.get("start_after")
+        start_oid = ObjectId(str(start[1]), str(start[0])) if start else None
+        max_return = max(1, min(int(op.get("max", 1024)), 10000))
+        objects, more = self.store.list_objects(pg.coll, start_oid, max_return)
+        names = [[o.nspace, o.name] for o in objects if o.snap == HEAD]
+        conn.reply(frame, Msg.OSD_OP_REPLY, {"r": 0, "outs": [{"r": 0, "names": names, "more": more}]})
+
+    # -- replication and recovery (from other OSDs) ------------------------------------------
+    async def _rep_op(self, conn: Connection, frame: Frame) -> None:
+        pg = self.pgs.get(str(frame.meta["pgid"]))
+        if pg is None:
+            await self.wait_for_epoch(int(frame.meta["epoch"]))
+            pg = self.pgs.get(str(frame.meta["pgid"]))
+        if pg is None:
+            conn.reply(frame, Msg.REP_OP_REPLY, {"r": -errno.ENOENT})
+            return
+        result = await pg.apply_rep_op(frame.meta)
+        conn.reply(frame, Msg.REP_OP_REPLY, {"r": result})
+
+    async def _pg_query(self, conn: Connection, frame: Frame) -> None:
+        m = frame.meta
+        await self.wait_for_epoch(int(m["epoch"]))
+        pg = self.pgs.get(str(m["pgid"]))
+        if pg is None:
+            conn.reply(frame, Msg.PG_REPLY, {"r": -errno.ENOENT})
+            return
+        what = m["what"]
+        if what == "info":
+            conn.reply(frame, Msg.PG_REPLY, {"info": pg.info.to_wire()})
+        elif what == "log":
+            conn.reply(frame, Msg.PG_REPLY, {"entries": [e.to_wire() for e in pg.log.entries],
+                                             "tail": list(pg.log.tail)})
+        elif what == "list":
+            conn.reply(frame, Msg.PG_REPLY, {"names": self.list_pg_names(pg.coll)})
+        elif what == "get":
+            state, data = await self.read_object_state(pg.coll, str(m["nspace"]), str(m["name"]))
+            conn.reply(frame, Msg.PG_REPLY, {"state": state}, data)
+        elif what == "put":
+            txn = self.object_state_txn(pg.coll, str(m["nspace"]), str(m["name"]), m["state"], bytes(frame.data))
+            await self.committer.submit(txn)
+            conn.reply(frame, Msg.PG_REPLY, {})
+        elif what == "activate":
+            await pg.adopt_log(m["entries"], m["tail"])
+            await asyncio.get_running_loop().run_in_executor(self.readers, pg._recount)
+            conn.reply(frame, Msg.PG_REPLY, {})
+        else:
+            conn.reply(frame, Msg.PG_REPLY, {"r": -errno.EINVAL})
+
+    def list_pg_names(self, coll: str) -> list[tuple[str, str]]:
+        objects, _ = self.store.list_objects(coll)
+        return [(o.nspace, o.name) for o in objects if o.snap == HEAD]
+
+    async def read_object_state(self, coll: str, nspace: str, name: str) -> tuple[dict[str, Any], bytes]:
+        return await asyncio.get_running_loop().run_in_executor(self.readers, self._object_state, coll,
+                                                                ObjectId(name, nspace))
+
+    def _object_state(self, coll: str, oid: ObjectId) -> tuple[dict[str, Any], bytes]:
+        try:
+            st = self.store.stat(coll, oid)
+        except NotFound:
+            return {"exists": False}, b""
+        omap, _ = self.store.omap_get_vals(coll, oid)
+        state = {"exists": True, "mtime": st.mtime, "attrs": self.store.getattrs(coll, oid),
+                 "omap": dict(omap), "header": self.store.omap_get_header(coll, oid)}
+        return state, self.store.read(coll, oid, 0, 0)
+
+    def object_state_txn(self, coll: str, nspace: str, name: str, state: dict[str, Any], data: bytes) -> Transaction:
+        oid = ObjectId(name, nspace)
+        txn = Transaction()
+        txn.remove(coll, oid)
+        if state.get("exists"):
+            txn.touch(coll, oid)
+            if data:
+                txn.write(coll, oid, 0, data)
+            if state.get("attrs"):
+                txn.setattrs(coll, oid, state["attrs"])
+            if state.get("omap"):
+                txn.omap_setkeys(coll, oid, state["omap"])
+            if state.get("header"):
+                txn.omap_setheader(coll, oid, state["header"])
+            txn.set_mtime(coll, oid, float(state.get("mtime", time.time())))
+        return txn
+
