@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
@@ -104,45 +104,65 @@ def _stddev(values: Sequence[float]) -> float:
 
 
 @dataclass(frozen=True)
-class BenchResult:
-    """A finished bench run. Samples are per second: MB/s and IOPS of the seconds in which ops finished."""
+class BenchSummary:
+    """The figures of the closing block of `rados bench`; `op` is "write", "seq" or "rand"."""
 
-    op: str  # "write", "seq" or "rand"
+    op: str
     time_run: float  # seconds
     ops: int  # ops finished
     op_size: int
     object_size: int
-    latencies: Sequence[float]  # seconds, one per op
-    bandwidth_samples: Sequence[float] = field(default_factory=tuple)
-    iops_samples: Sequence[int] = field(default_factory=tuple)
+    bandwidth: float  # MB/s over the whole run
+    avg_iops: int
+    stddev_iops: float
+    max_iops: int
+    min_iops: int
+    avg_latency: float  # seconds
+    max_latency: float
+    min_latency: float
+    stddev_latency: float = 0.0  # write only
+    stddev_bandwidth: float = 0.0  # write only
+    max_bandwidth: float = 0.0  # write only
+    min_bandwidth: float = 0.0  # write only
 
 
-def _lines(pairs: Sequence[tuple[str, str]], width: int) -> str:
+def summarize(op: str, time_run: float, ops: int, op_size: int, object_size: int, latencies: Sequence[float],
+              bandwidth_samples: Sequence[float] = (), iops_samples: Sequence[int] = ()) -> BenchSummary:
+    """The summary figures as rados bench derives them.
+
+    Samples are per second (MB/s and ops finished in each second that saw completions); standard
+    deviations are of the sample (n - 1), averages of the whole run, and the IOPS average is truncated.
+    """
+    bws, iops, lat = list(bandwidth_samples), [int(v) for v in iops_samples], list(latencies)
+    return BenchSummary(
+        op=op, time_run=time_run, ops=ops, op_size=op_size, object_size=object_size,
+        bandwidth=ops * op_size / time_run / _MIB if time_run else 0.0,
+        avg_iops=int(ops / time_run) if time_run else 0, stddev_iops=_stddev(iops),
+        max_iops=max(iops, default=0), min_iops=min(iops, default=0),
+        avg_latency=sum(lat) / len(lat) if lat else 0.0, max_latency=max(lat, default=0.0),
+        min_latency=min(lat, default=0.0), stddev_latency=_stddev(lat), stddev_bandwidth=_stddev(bws),
+        max_bandwidth=max(bws, default=0.0), min_bandwidth=min(bws, default=0.0))
+
+
+def bench_summary(s: BenchSummary) -> str:
+    """The closing block: totals, then bandwidth, IOPS and latency figures (more of them for writes)."""
+    write = s.op == "write"
+    verb, noun = ("writes", "Write") if write else ("reads", "Read")
+    pairs = [("Total time run:", cfloat(s.time_run)), (f"Total {verb} made:", str(s.ops)),
+             (f"{noun} size:", str(s.op_size)), ("Object size:", str(s.object_size)),
+             ("Bandwidth (MB/sec):", cfloat(s.bandwidth))]
+    if write:
+        pairs += [("Stddev Bandwidth:", cfloat(s.stddev_bandwidth)),
+                  ("Max bandwidth (MB/sec):", cfloat(s.max_bandwidth)),
+                  ("Min bandwidth (MB/sec):", cfloat(s.min_bandwidth))]
+    pairs += [("Average IOPS:", str(s.avg_iops)), ("Stddev IOPS:", cfloat(s.stddev_iops)),
+              ("Max IOPS:", str(s.max_iops)), ("Min IOPS:", str(s.min_iops)),
+              ("Average Latency(s):", cfloat(s.avg_latency))]
+    if write:
+        pairs.append(("Stddev Latency(s):", cfloat(s.stddev_latency)))
+    pairs += [("Max latency(s):", cfloat(s.max_latency)), ("Min latency(s):", cfloat(s.min_latency))]
+    width = 24 if write else 22  # the labels are padded to the longest one of each kind
     return "".join(f"{label.ljust(width)}{value}\n" for label, value in pairs)
-
-
-def bench_summary(r: BenchResult) -> str:
-    """The closing block: totals, bandwidth, IOPS and latency figures."""
-    bandwidth = r.ops * r.op_size / r.time_run / _MIB if r.time_run else 0.0
-    lat = list(r.latencies)
-    avg_lat = sum(lat) / len(lat) if lat else 0.0
-    iops = [int(v) for v in r.iops_samples]
-    verb, noun = ("writes", "Write") if r.op == "write" else ("reads", "Read")
-    pairs = [("Total time run:", cfloat(r.time_run)), (f"Total {verb} made:", str(r.ops)),
-             (f"{noun} size:", str(r.op_size)), ("Object size:", str(r.object_size)),
-             ("Bandwidth (MB/sec):", cfloat(bandwidth))]
-    if r.op == "write":
-        bws = list(r.bandwidth_samples)
-        pairs += [("Stddev Bandwidth:", cfloat(_stddev(bws))),
-                  ("Max bandwidth (MB/sec):", cfloat(max(bws, default=0.0))),
-                  ("Min bandwidth (MB/sec):", cfloat(min(bws, default=0.0)))]
-    pairs += [("Average IOPS:", str(int(r.ops / r.time_run) if r.time_run else 0)),
-              ("Stddev IOPS:", cfloat(_stddev(iops))), ("Max IOPS:", str(max(iops, default=0))),
-              ("Min IOPS:", str(min(iops, default=0))), ("Average Latency(s):", cfloat(avg_lat))]
-    if r.op == "write":
-        pairs.append(("Stddev Latency(s):", cfloat(_stddev(lat))))
-    pairs += [("Max latency(s):", cfloat(max(lat, default=0.0))), ("Min latency(s):", cfloat(min(lat, default=0.0)))]
-    return _lines(pairs, 24 if r.op == "write" else 22)
 
 
 def bench_cleanup(removed: int, seconds: float) -> str:

@@ -33,7 +33,12 @@ class LoopThread:
 
     def __init__(self) -> None:
         threading = _real_threading()
-        self.loop = asyncio.new_event_loop()
+        try:
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        except ImportError:
+            self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="shoal-client", daemon=True)
         self.thread.start()

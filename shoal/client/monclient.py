@@ -17,24 +17,6 @@ from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
 log = logging.getLogger("shoal.client")
 
 
-def parse_mon_hosts(text: str) -> list[str]:
-    """`mon_host` forms: 'a:1,b:2', 'a b', '[v2:h:3300/0,v1:h:6789/0]', bare host (port 6789)."""
-    out: list[str] = []
-    for group in text.replace(";", ",").replace(" ", ",").split(","):
-        item = group.strip().strip("[]")
-        if not item:
-            continue
-        if item.startswith("v2:"):
-            continue  # Ceph's msgr2 address: we serve the v1-style address of the same monitor
-        if item.startswith("v1:"):
-            item = item[3:]
-        item = item.split("/", 1)[0]
-        if ":" not in item.rsplit("]", 1)[-1]:
-            item = f"{item}:6789"
-        out.append(item)
-    return out
-
-
 class MonClient:
     def __init__(self, mon_addrs: list[str], entity: str, on_map: Callable[[OSDMap], None]) -> None:
         self.mon_addrs = mon_addrs

@@ -46,6 +46,20 @@ class _Target:
     epoch: int = field(compare=False)
 
 
+@dataclass(eq=False)
+class _Op:
+    meta: dict[str, Any]
+    data: bytes | bytearray | memoryview
+    pool_id: int
+    ps: int | None
+    oid: str
+    nspace: str
+    result: asyncio.Future[OpReply]
+    target: _Target | None = None
+    request: asyncio.Future[Frame] | None = None
+    retry: asyncio.TimerHandle | None = None
+
+
 class Objecter:
     def __init__(self, entity: str, client_id: str, request_map: Any) -> None:
         self.entity = entity
@@ -57,6 +71,7 @@ class Objecter:
         self._connecting: dict[int, asyncio.Future[Connection]] = {}
         self._map_changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pg_cache: dict[tuple[int, int], list[int]] = {}
+        self._inflight: dict[str, _Op] = {}
 
     # -- map --------------------------------------------------------------------------
     def handle_map(self, osdmap: OSDMap) -> None:
@@ -65,6 +80,7 @@ class Objecter:
         fut, self._map_changed = self._map_changed, asyncio.get_running_loop().create_future()
         if not fut.done():
             fut.set_result(None)
+        self._retarget_all()
 
     async def wait_for_map_change(self, timeout: float | None = None) -> None:
         self.request_map()
@@ -130,69 +146,107 @@ class Objecter:
                  data: bytes | bytearray | memoryview = b"", ps: int | None = None,
                  timeout: float | None = None) -> OpReply:
         reqid = f"{self.client_id}:{next(self._tids)}"
-        meta = {"pool": pool_id, "oid": oid, "ns": nspace, "ops": ops, "reqid": reqid}
+        meta: dict[str, Any] = {"pool": pool_id, "oid": oid, "ns": nspace, "ops": ops, "reqid": reqid}
         if ps is not None:
             meta["ps"] = ps
+        op = _Op(meta, data, pool_id, ps, oid, nspace, asyncio.get_running_loop().create_future())
+        self._inflight[reqid] = op
+        self._send(op)
         try:
-            return await asyncio.wait_for(self._drive(meta, data, pool_id, ps, oid, nspace), timeout or None)
+            if timeout:
+                return await asyncio.wait_for(asyncio.shield(op.result), timeout)
+            return await op.result
         except TimeoutError as exc:
             raise TimedOut(f"operation on {oid!r} in pool {pool_id} timed out", errno.ETIMEDOUT) from exc
-
-    async def _drive(self, meta: dict[str, Any], data: bytes | bytearray | memoryview, pool_id: int,
-                     ps: int | None, oid: str, nspace: str) -> OpReply:
-        request: asyncio.Future[Frame] | None = None
-        target: _Target | None = None
-        try:
-            while True:
-                if request is None:
-                    target = self._target(pool_id, ps, oid, nspace)
-                    if target is None:  # no OSD of this PG is up: wait for the map to change
-                        await self.wait_for_map_change()
-                        continue
-                    try:
-                        conn = await self._session(target)
-                    except (TimeoutError, OSError, ShoalError) as exc:
-                        log.debug("event=session_failed osd=%d error=%r", target.osd, exc)
-                        await self._pause_for_map()
-                        continue
-                    meta["epoch"] = target.epoch
-                    request = asyncio.ensure_future(conn.request(Msg.OSD_OP, dict(meta), data))
-                changed = self._map_changed
-                done, _ = await asyncio.wait({request, changed}, return_when=asyncio.FIRST_COMPLETED)
-                if request in done:
-                    try:
-                        reply = request.result()
-                    except Shutdown:
-                        request = None
-                        await self._pause_for_map()
-                        continue
-                    request = None
-                    if reply.type == Msg.ERROR:
-                        return OpReply(int(reply.meta.get("err", -errno.EIO)), [], b"")
-                    if reply.meta.get("retry"):
-                        assert self.osdmap is not None
-                        if int(reply.meta.get("epoch", 0)) > self.osdmap.epoch:
-                            await self.wait_for_map_change(5.0)
-                        else:
-                            await asyncio.sleep(0.05)
-                        continue
-                    version = reply.meta.get("version")
-                    return OpReply(int(reply.meta["r"]), reply.meta.get("outs", []), reply.data,
-                                   tuple(version) if version else None)
-                # The map changed: resend only if the primary moved.
-                new_target = self._target(pool_id, ps, oid, nspace)
-                if new_target is None or target is None or (new_target.osd, new_target.addr) != (target.osd, target.addr):
-                    request.cancel()
-                    request = None
         finally:
-            if request is not None:
-                request.cancel()
+            self._finish(op)
 
-    async def _pause_for_map(self) -> None:
+    def _finish(self, op: _Op) -> None:
+        self._inflight.pop(op.meta["reqid"], None)
+        if op.request is not None:
+            op.request.cancel()
+            op.request = None
+        if op.retry is not None:
+            op.retry.cancel()
+            op.retry = None
+
+    def _send(self, op: _Op) -> None:
+        """(Re)send `op` to its current primary, or park it until the map changes."""
+        if op.result.done():
+            return
+        if op.request is not None:
+            op.request.cancel()
+            op.request = None
         try:
-            await self.wait_for_map_change(1.0)
-        except TimeoutError:
-            pass
+            op.target = self._target(op.pool_id, op.ps, op.oid, op.nspace)
+        except NotFound as exc:
+            op.result.set_exception(exc)
+            return
+        if op.target is None:
+            self.request_map()  # no OSD of this PG is up: the next map may have one
+            return
+        cached = self._sessions.get(op.target.osd)
+        if cached is not None and cached[0] == op.target.addr and not cached[1].closed:
+            self._start(op, cached[1])
+        else:
+            task = asyncio.ensure_future(self._connect_then_send(op, op.target))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _connect_then_send(self, op: _Op, target: _Target) -> None:
+        try:
+            conn = await self._session(target)
+        except (OSError, ShoalError) as exc:
+            log.debug("event=session_failed osd=%d error=%r", target.osd, exc)
+            self._retry_later(op, 0.5)
+            return
+        if op.target is target and not op.result.done():
+            self._start(op, conn)
+
+    def _start(self, op: _Op, conn: Connection) -> None:
+        assert op.target is not None
+        op.meta["epoch"] = op.target.epoch
+        try:
+            op.request = conn.start_request(Msg.OSD_OP, dict(op.meta), op.data)
+        except Shutdown:
+            self._retry_later(op, 0.2)
+            return
+        op.request.add_done_callback(lambda f, op=op: self._on_reply(op, f))
+
+    def _retry_later(self, op: _Op, delay: float) -> None:
+        """Resend after `delay` unless a new map re-targets the op first."""
+        if op.retry is not None:
+            op.retry.cancel()
+        self.request_map()
+        op.retry = asyncio.get_running_loop().call_later(delay, self._send, op)
+
+    def _on_reply(self, op: _Op, fut: asyncio.Future[Frame]) -> None:
+        if fut.cancelled() or op.request is not fut or op.result.done():
+            return
+        op.request = None
+        exc = fut.exception()
+        if exc is not None:
+            self._retry_later(op, 0.5)  # the OSD went away: its replacement comes with a new map
+            return
+        reply = fut.result()
+        if reply.type == Msg.ERROR:
+            op.result.set_result(OpReply(int(reply.meta.get("err", -errno.EIO)), [], b""))
+            return
+        if reply.meta.get("retry"):
+            assert self.osdmap is not None
+            newer = int(reply.meta.get("epoch", 0)) > self.osdmap.epoch
+            self._retry_later(op, 2.0 if newer else 0.05)
+            return
+        version = reply.meta.get("version")
+        op.result.set_result(OpReply(int(reply.meta["r"]), reply.meta.get("outs", []), reply.data,
+                                     tuple(version) if version else None))
+
+    def _retarget_all(self) -> None:
+        """After a map change: resend every op whose primary moved (or that was parked)."""
+        for op in list(self._inflight.values()):
+            new = self._target(op.pool_id, op.ps, op.oid, op.nspace) if op.pool_id in self.osdmap.pools else None
+            old = op.target
+            if old is None or new is None or (new.osd, new.addr) != (old.osd, old.addr) or op.request is None:
+                self._send(op)
 
     async def close(self) -> None:
         for _, conn in self._sessions.values():

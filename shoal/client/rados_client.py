@@ -12,9 +12,10 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from shoal.client.monclient import MonClient, parse_mon_hosts
+from shoal.client.monclient import MonClient
 from shoal.client.objecter import Objecter, OpReply
 from shoal.errors import InvalidArgument, NotFound, ShoalError, from_errno
+from shoal.net.connection import parse_mon_hosts
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.osd_op import OpBuilder
 
@@ -27,6 +28,7 @@ class RadosClient:
         self.objecter: Objecter | None = None
         self.osdmap: OSDMap | None = None
         self.instance_id = 0
+        self._osd_timeout: float | None = None
 
     # -- connection --------------------------------------------------------------------
     async def connect(self, timeout: float | None = None) -> None:
@@ -97,7 +99,10 @@ class RadosClient:
 
     # -- object ops ---------------------------------------------------------------------------
     def _op_timeout(self) -> float | None:
-        return float(self.conf.get("rados_osd_op_timeout") or 0) or None
+        # Read once per client: Config.get is too slow for the per-op path.
+        if self._osd_timeout is None:
+            self._osd_timeout = float(self.conf.get("rados_osd_op_timeout") or 0)
+        return self._osd_timeout or None
 
     async def operate(self, pool_id: int, oid: str, builder: OpBuilder, nspace: str = "",
                       timeout: float | None = None) -> OpReply:

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     data = conf.get("mon_data")
     addr = conf.get("public_addr") or ""
     if not addr:
-        from shoal.client.monclient import parse_mon_hosts
+        from shoal.net.connection import parse_mon_hosts
 
         hosts = parse_mon_hosts(str(conf.get("mon_host") or ""))
         addr = hosts[0] if hosts else "127.0.0.1:6789"

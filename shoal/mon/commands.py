@@ -11,9 +11,9 @@ to commit and publish; errors leave it None.
 `handle_command` formats it. With `"format": "json"` the outbuf is compact JSON with
 exactly the key layout of Ceph's output (see `shared/reference/fixtures/json/`);
 `json-pretty` indents by 4. Without a JSON format the data goes to
-`shoal.mon.render.render_plain(prefix, cmd, data)` (pretty JSON until that module
-exists); commands Ceph answers in json-pretty by default (`osd pool application get`)
-are pretty JSON in plain mode too. The `ceph` CLI prints a `\\n` before any JSON output;
+`shoal.mon.render.render_plain(prefix, cmd, data)` (pretty JSON if that module cannot be
+imported); commands Ceph answers in json-pretty by default (`osd pool application get`,
+`versions`) are pretty JSON in plain mode too, and str data is sent as it is. The `ceph` CLI prints a `\\n` before any JSON output;
 the trailing newline Ceph's CLI shows for some commands is part of outbuf here.
 
 Prefix → data (None = status line only). "plain extras" are keys added only when no

@@ -117,7 +117,10 @@ def next_map(req: Request) -> OSDMap:
 def conf_value(state: MonState, name: str) -> Any:
     """`state.conf(name)` coerced to the type of Shoal's fallback, or the fallback."""
     default = CONF_DEFAULTS.get(name)
-    value = state.conf(name)
+    try:
+        value = state.conf(name)
+    except KeyError:  # a schema that does not know the option
+        value = None
     if value is None:
         return default
     if isinstance(default, bool):

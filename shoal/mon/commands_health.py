@@ -73,8 +73,8 @@ def _pg_detail(pgid: str, stat: PGStat | None) -> str:
 
 
 def _pg_checks(state: MonState) -> Iterator[Check]:
-    availability = {"inactive": [], "down": [], "peering": [], "incomplete": [], "stale": []}
-    redundancy = {"degraded": [], "undersized": []}
+    availability: dict[str, list[str]] = {w: [] for w in ("inactive", "down", "peering", "incomplete", "stale")}
+    redundancy: dict[str, list[str]] = {"degraded": [], "undersized": []}
     for _, pgid, stat in iter_pgs(state):
         parts = set(pg_state_of(stat).split("+"))
         line = _pg_detail(pgid, stat)

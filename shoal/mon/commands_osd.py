@@ -24,7 +24,7 @@ from shoal.mon.commands_common import (
 from shoal.mon.commands_pooldump import pool_for_osd_dump, removed_snaps_queue
 from shoal.mon.commands_stats import iter_pgs
 from shoal.placement.osdmap import OSDInfo, OSDMap, pgid_str
-from shoal.placement.pg import object_pg
+from shoal.placement.pg import object_hash
 
 # Values Ceph 16 shows for cluster-wide settings Shoal does not model.
 OSDMAP_FLAGS = "sortbitwise,recovery_deletes,purged_snapdirs,pglog_hardlimit"
@@ -198,8 +198,7 @@ def _osd_map(req: Request) -> Reply:
         raise CommandError(errno.ENOENT, f"pool {name} does not exist")
     obj = req.required_str("object", "<objectname>")
     nspace = req.str_arg("nspace") or ""
-    # object_pg stable-mods the 32-bit name hash by pg_num; with pg_num 2^32 it is the raw hash.
-    raw = object_pg(obj, nspace, 1 << 32, 0xFFFFFFFF)
+    raw = object_hash(obj, nspace)  # the raw pgid carries the unfolded 32-bit hash
     ps = req.osdmap.object_to_ps(pool, obj, nspace)
     up = req.osdmap.pg_to_up(pool, ps)
     primary = up[0] if up else -1

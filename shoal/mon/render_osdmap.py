@@ -188,7 +188,7 @@ def _primary_temp_pairs(value: Any) -> list[tuple[str, Any]]:
     """Ceph 16 dumps primary_temp as a flat [pgid, osd, pgid, osd, ...] list; accept objects too."""
     if value and isinstance(value[0], Mapping):
         return [(e["pgid"], e["osd"]) for e in value]
-    return list(zip(value[0::2], value[1::2]))
+    return list(zip(value[0::2], value[1::2], strict=False))  # a dangling pgid is dropped
 
 
 def _dump_mappings(d: Mapping[str, Any]) -> str:

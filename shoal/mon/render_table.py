@@ -37,7 +37,7 @@ def render_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> st
             raise ValueError(f"table row has {len(row)} cells for {len(columns)} columns: {row!r}")
     full = [list(row) + [""] * (len(columns) - len(row)) for row in rows]
     widths = [max([len(c.heading)] + [len(r[i]) for r in full]) for i, c in enumerate(columns)]
-    lines = [_SEPARATOR.join(_pad(c.heading, w, c.heading_align) for c, w in zip(columns, widths))]
+    lines = [_SEPARATOR.join(_pad(c.heading, w, c.heading_align) for c, w in zip(columns, widths, strict=True))]
     for row in full:
-        lines.append(_SEPARATOR.join(_pad(cell, w, c.align) for cell, c, w in zip(row, columns, widths)))
+        lines.append(_SEPARATOR.join(_pad(cell, w, c.align) for cell, c, w in zip(row, columns, widths, strict=True)))
     return "".join(line + "\n" for line in lines)

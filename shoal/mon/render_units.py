@@ -7,9 +7,8 @@ Both the monitor's renderers and the `rados` CLI import this module; it imports 
 
 from __future__ import annotations
 
-import math
 import struct
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 _IEC_UNITS = (" B", " KiB", " MiB", " GiB", " TiB", " PiB", " EiB")
 _SI_UNITS = ("", "k", "M", "G", "T", "P", "E")
@@ -113,10 +112,9 @@ def timespan_str(seconds: float) -> str:
 
 def format_stamp(epoch_seconds: float, tz: tzinfo | None = None) -> str:
     """A utime as Ceph prints it: "2026-11-23T21:38:50.847913+0000" (local time unless `tz` is given)."""
-    whole = math.floor(epoch_seconds)
-    # Ceph truncates to microseconds; the tiny bias only absorbs binary noise such as .847912999.
-    micros = min(999_999, math.floor((epoch_seconds - whole) * 1_000_000 + 0.001))
-    moment = datetime.fromtimestamp(whole, tz or timezone.utc)
+    # A float epoch keeps only ~0.5 us at today's dates: round to the nearest microsecond.
+    whole, micros = divmod(round(epoch_seconds * 1_000_000), 1_000_000)
+    moment = datetime.fromtimestamp(whole, tz or UTC)
     if tz is None:
         moment = moment.astimezone()
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros:06d}" + moment.strftime("%z")

@@ -40,6 +40,9 @@ class Connection(asyncio.BufferedProtocol):
         self._can_write.set()
         self.info: dict[str, Any] = {}  # what the handshake established (entity, caps…)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Frames queued in one loop iteration leave in one writelines() (one syscall).
+        self._out: list[bytes | bytearray | memoryview] = []
+        self._loop = asyncio.get_running_loop()
 
     # -- protocol callbacks ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,7 +117,14 @@ class Connection(asyncio.BufferedProtocol):
     def send(self, type_: int, meta: dict[str, Any], data: bytes | bytearray | memoryview = b"") -> None:
         if self.transport is None or self.transport.is_closing():
             raise Shutdown(f"connection to {self.peer or self.name} closed")
-        self.transport.writelines(encode_frame(type_, meta, data))
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.extend(encode_frame(type_, meta, data))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
 
     async def send_drained(self, type_: int, meta: dict[str, Any],
                            data: bytes | bytearray | memoryview = b"") -> None:
@@ -133,17 +143,28 @@ class Connection(asyncio.BufferedProtocol):
 
     async def request(self, type_: int, meta: dict[str, Any], data: bytes | bytearray | memoryview = b"",
                       timeout: float | None = None) -> Frame:
-        tid = next(self._tids)
-        meta["tid"] = tid
-        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self._waiting[tid] = fut
+        fut = self.start_request(type_, meta, data)
+        tid = meta["tid"]
         try:
-            await self.send_drained(type_, meta, data)
+            if not self._can_write.is_set():
+                await self._can_write.wait()
             if timeout:
                 return await asyncio.wait_for(fut, timeout)
             return await fut
         finally:
             self._waiting.pop(tid, None)
+
+    def start_request(self, type_: int, meta: dict[str, Any],
+                      data: bytes | bytearray | memoryview = b"") -> asyncio.Future[Frame]:
+        """Send a request now; the returned future gets its reply (or Shutdown on close).
+        Cancelling the future forgets the request."""
+        tid = next(self._tids)
+        meta["tid"] = tid
+        fut: asyncio.Future[Frame] = self._loop.create_future()
+        self.send(type_, meta, data)
+        self._waiting[tid] = fut
+        fut.add_done_callback(lambda f: self._waiting.pop(tid, None) if f.cancelled() else None)
+        return fut
 
     def close(self) -> None:
         if self.transport is not None:
@@ -176,3 +197,21 @@ def split_addr(addr: str) -> tuple[str, int]:
     addr = addr.split("/", 1)[0]
     host, _, port = addr.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def parse_mon_hosts(text: str) -> list[str]:
+    """`mon_host` forms: 'a:1,b:2', 'a b', '[v2:h:3300/0,v1:h:6789/0]', bare host (port 6789)."""
+    out: list[str] = []
+    for group in text.replace(";", ",").replace(" ", ",").split(","):
+        item = group.strip().strip("[]")
+        if not item:
+            continue
+        if item.startswith("v2:"):
+            continue  # Ceph's msgr2 address: we serve the v1-style address of the same monitor
+        if item.startswith("v1:"):
+            item = item[3:]
+        item = item.split("/", 1)[0]
+        if ":" not in item.rsplit("]", 1)[-1]:
+            item = f"{item}:6789"
+        out.append(item)
+    return out

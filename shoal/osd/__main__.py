@@ -7,7 +7,7 @@ import socket
 import sys
 
 from shoal.admin.daemon_main import parse_daemon_args, run_daemon
-from shoal.client.monclient import parse_mon_hosts
+from shoal.net.connection import parse_mon_hosts
 from shoal.osd.daemon import OSD
 from shoal.osd.store.base import ObjectStore
 

@@ -63,50 +63,56 @@ def frame_bytes(type_: int, meta: dict[str, Any], data: bytes = b"", flags: int 
 class FrameDecoder:
     """Incremental decoder with a get_buffer/buffer_updated interface.
 
-    `get_buffer()` returns where the next received bytes should go; while a frame's
-    payload is being received that is a slice of the payload's own bytearray, so a
+    Small frames are parsed straight out of a staging buffer (read and write offsets,
+    no shifting per frame). A frame with a large payload switches to streaming: the
+    payload gets its own bytearray and `get_buffer()` hands out slices of it, so a
     4 MiB write is never copied between the socket and the object store.
     """
 
-    _HDR, _META, _DATA, _CRC = range(4)
+    STREAM_MIN = 64 * 1024  # payloads at least this large are received in place
 
     def __init__(self, max_meta: int = MAX_META, max_data: int = MAX_DATA) -> None:
         self.max_meta = max_meta
         self.max_data = max_data
-        self._small = bytearray(64 * 1024)  # header/meta/crc staging area
-        self._small_len = 0
-        self._state = self._HDR
-        self._need = HEADER.size
-        self._hdr: tuple[Any, ...] = ()
-        self._meta_raw = b""
+        self._buf = bytearray(256 * 1024)
+        self._start = 0  # first unparsed byte
+        self._end = 0  # end of received bytes
+        # streaming state (a large payload being received in place)
         self._data: bytearray | None = None
-        self._data_len = 0
         self._data_got = 0
+        self._hdr: tuple[int, int, int, int] = (0, 0, 0, 0)  # flags, type, meta_len, data_len
+        self._meta_raw = b""
         self._crc = 0
 
     # -- buffer protocol ---------------------------------------------------------
     def get_buffer(self) -> memoryview:
-        if self._state == self._DATA:
-            assert self._data is not None
+        if self._data is not None and self._data_got < len(self._data):
             return memoryview(self._data)[self._data_got:]
-        if len(self._small) - self._small_len < max(self._need - self._small_len, 4096):
-            grown = bytearray(max(self._need, self._small_len + 65536))
-            grown[: self._small_len] = self._small[: self._small_len]
-            self._small = grown
-        return memoryview(self._small)[self._small_len:]
+        if self._end == len(self._buf):
+            self._make_room(4096)
+        return memoryview(self._buf)[self._end:]
+
+    def _make_room(self, need: int) -> None:
+        """Compact the unparsed bytes to the front, growing the buffer if `need` won't fit."""
+        pending = self._end - self._start
+        size = len(self._buf)
+        if pending + need > size:
+            size = max(size * 2, pending + need)
+        if size != len(self._buf) or self._start:
+            fresh = bytearray(size)
+            fresh[:pending] = memoryview(self._buf)[self._start:self._end]
+            self._buf, self._start, self._end = fresh, 0, pending
 
     def buffer_updated(self, n: int) -> list[Frame]:
-        frames: list[Frame] = []
-        if self._state == self._DATA:
+        if self._data is not None and self._data_got < len(self._data):
             self._data_got += n
         else:
-            self._small_len += n
+            self._end += n
+        frames: list[Frame] = []
         while True:
-            frame = self._step()
+            frame = self._streaming_step() if self._data is not None else self._parse()
             if frame is None:
-                if not self._progress_possible():
-                    return frames
-                continue
+                return frames
             frames.append(frame)
 
     def feed(self, data: bytes) -> list[Frame]:
@@ -121,75 +127,77 @@ class FrameDecoder:
             frames.extend(self.buffer_updated(n))
         return frames
 
-    # -- state machine -------------------------------------------------------------
-    def _progress_possible(self) -> bool:
-        if self._state == self._DATA:
-            return self._data_got >= self._data_len
-        return self._small_len >= self._need
+    # -- parsing ----------------------------------------------------------------------
+    def _header(self) -> tuple[int, int, int, int]:
+        magic, version, flags, type_, _res, meta_len, data_len = HEADER.unpack_from(self._buf, self._start)
+        if magic != MAGIC:
+            raise ProtocolError(f"bad frame magic {magic!r}")
+        if version != VERSION:
+            raise ProtocolError(f"unsupported frame version {version}")
+        if meta_len > self.max_meta or data_len > self.max_data:
+            raise ProtocolError(f"frame too large: meta {meta_len} data {data_len}")
+        return flags, type_, meta_len, data_len
 
-    def _take_small(self, n: int) -> bytes:
-        out = bytes(self._small[:n])
-        rest = self._small_len - n
-        self._small[:rest] = self._small[n: self._small_len]
-        self._small_len = rest
-        return out
-
-    def _step(self) -> Frame | None:
-        if self._state == self._HDR:
-            if self._small_len < HEADER.size:
-                return None
-            raw = self._take_small(HEADER.size)
-            magic, version, flags, type_, _res, meta_len, data_len = HEADER.unpack(raw)
-            if magic != MAGIC:
-                raise ProtocolError(f"bad frame magic {magic!r}")
-            if version != VERSION:
-                raise ProtocolError(f"unsupported frame version {version}")
-            if meta_len > self.max_meta or data_len > self.max_data:
-                raise ProtocolError(f"frame too large: meta {meta_len} data {data_len}")
+    def _parse(self) -> Frame | None:
+        avail = self._end - self._start
+        if avail < HEADER.size:
+            return None
+        flags, type_, meta_len, data_len = self._header()
+        body = HEADER.size + meta_len
+        total = body + data_len + TRAILER.size
+        if avail >= total:  # the whole frame is here
+            view = memoryview(self._buf)
+            s = self._start
+            crc = crc32c.crc32c(view[s:s + body + data_len])
+            (want,) = TRAILER.unpack_from(self._buf, s + body + data_len)
+            if crc != want:
+                raise ProtocolError("frame checksum mismatch")
+            meta = _unpack_meta(view[s + HEADER.size:s + body])
+            data = bytes(view[s + body:s + body + data_len]) if data_len else b""
+            self._start += total
+            if self._start == self._end:
+                self._start = self._end = 0
+            return Frame(type_, meta, data, flags)
+        if data_len >= self.STREAM_MIN and avail >= body:
+            # Large payload: take header + meta now, receive the payload in place.
+            view = memoryview(self._buf)
+            s = self._start
             self._hdr = (flags, type_, meta_len, data_len)
-            self._crc = crc32c.crc32c(raw)
-            self._state, self._need = self._META, meta_len
+            self._crc = crc32c.crc32c(view[s:s + body])
+            self._meta_raw = bytes(view[s + HEADER.size:s + body])
+            self._data = bytearray(data_len)
+            have = min(avail - body, data_len)
+            self._data[:have] = view[s + body:s + body + have]
+            self._data_got = have
+            self._start += body + have
+            return self._streaming_step()
+        if total > len(self._buf) - self._start:
+            self._make_room(min(total, body + TRAILER.size) if data_len >= self.STREAM_MIN else total)
+        return None
+
+    def _streaming_step(self) -> Frame | None:
+        assert self._data is not None
+        if self._data_got < len(self._data):
             return None
-        if self._state == self._META:
-            if self._small_len < self._need:
-                return None
-            self._meta_raw = self._take_small(self._need)
-            self._crc = crc32c.crc32c(self._meta_raw, self._crc)
-            data_len = self._hdr[3]
-            if data_len:
-                self._data = bytearray(data_len)
-                self._data_len, self._data_got = data_len, 0
-                # bytes already staged beyond the meta belong to the payload
-                take = min(self._small_len, data_len)
-                if take:
-                    self._data[:take] = self._take_small(take)
-                    self._data_got = take
-                self._state = self._DATA
-            else:
-                self._data, self._data_len = None, 0
-                self._state, self._need = self._CRC, TRAILER.size
+        if self._end - self._start < TRAILER.size:
+            if len(self._buf) - self._start < TRAILER.size:
+                self._make_room(TRAILER.size)
             return None
-        if self._state == self._DATA:
-            if self._data_got < self._data_len:
-                return None
-            assert self._data is not None
-            self._crc = crc32c.crc32c(self._data, self._crc)
-            self._state, self._need = self._CRC, TRAILER.size
-            return None
-        # _CRC
-        if self._small_len < TRAILER.size:
-            return None
-        (crc,) = TRAILER.unpack(self._take_small(TRAILER.size))
-        if crc != self._crc:
+        (want,) = TRAILER.unpack_from(self._buf, self._start)
+        self._start += TRAILER.size
+        crc = crc32c.crc32c(self._data, self._crc)
+        if crc != want:
             raise ProtocolError("frame checksum mismatch")
         flags, type_, _meta_len, _data_len = self._hdr
-        try:
-            meta = msgpack.unpackb(self._meta_raw, raw=False, strict_map_key=False)
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise ProtocolError(f"undecodable frame meta: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise ProtocolError("frame meta is not a map")
-        data = self._data if self._data is not None else b""
-        self._data = None
-        self._state, self._need = self._HDR, HEADER.size
-        return Frame(type_, meta, data, flags)
+        data, self._data = self._data, None
+        return Frame(type_, _unpack_meta(self._meta_raw), data, flags)
+
+
+def _unpack_meta(raw: bytes | memoryview) -> dict[str, Any]:
+    try:
+        meta = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"undecodable frame meta: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ProtocolError("frame meta is not a map")
+    return meta

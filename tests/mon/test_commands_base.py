@@ -1,108 +1,32 @@
-"""Shared fixtures for the monitor command tests (no tests of its own).
+"""Shared helpers for the monitor command tests (no tests of its own).
 
-The placement math (shoal.placement.pg / crush) is written in parallel with these
-handlers. While a module is missing, the `C` fixture stubs it for the duration of the
-test module only (monkeypatched into sys.modules) and drops everything imported against
-the stub afterwards, so the real modules are used as soon as they exist.
+`C` gathers what the tests build states from and the functions under test.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
+import os
 import types
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from shoal.mon import commands
+from shoal.mon.state import MonInfo, MonMap, MonState, OSDStat, PGStat
+from shoal.placement.osdmap import OSDInfo, OSDMap, Pool, pgid_str
 
-FIXTURES = Path("/work/shared/reference/fixtures/json")
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(os.environ.get("SHOAL_SHARED", REPO.parent / "shared")) / "reference" / "fixtures" / "json"
 FSID = "7959c416-d5e0-4301-99a2-9531e0a14932"
 T0 = 1_795_469_816.0  # 2026-11-23T21:36:56Z, the fixtures' cluster creation
 GiB = 1 << 30
 MiB = 1 << 20
 
-_STUBBED = ("shoal.placement.pg", "shoal.placement.crush")
-
-
-# -- stand-ins for the placement modules, used only while the real ones are missing -------
-
-def _stable_mod(x: int, b: int, m: int) -> int:
-    return x & m if (x & m) < b else x & (m >> 1)
-
-
-def _stub_pg() -> types.ModuleType:
-    mod = types.ModuleType("shoal.placement.pg")
-
-    def pg_num_mask(pg_num: int) -> int:
-        return (1 << (pg_num - 1).bit_length()) - 1
-
-    def object_pg(name: str, nspace: str, pg_num: int, mask: int) -> int:
-        key = f"{nspace}\x1f{name}" if nspace else name
-        return _stable_mod(zlib.crc32(key.encode()), pg_num, mask)
-
-    def raw_pg_to_pps(ps: int, pgp_num: int, pgp_mask: int, pool: int, hashpspool: bool) -> int:
-        return zlib.crc32(f"{pool}.{_stable_mod(ps, pgp_num, pgp_mask)}".encode())
-
-    mod.pg_num_mask, mod.object_pg, mod.raw_pg_to_pps = pg_num_mask, object_pg, raw_pg_to_pps
-    return mod
-
-
-def _stub_crush() -> types.ModuleType:
-    mod = types.ModuleType("shoal.placement.crush")
-
-    @dataclass
-    class CrushDevice:
-        id: int
-        host: str
-        weight: float
-        reweight: float
-
-    def map_pg(pps: int, size: int, devices: list[CrushDevice], chooseleaf_type: int) -> list[int]:
-        usable = [d for d in devices if d.weight > 0 and d.reweight > 0]
-        usable.sort(key=lambda d: zlib.crc32(f"{pps}:{d.id}".encode()))
-        return [d.id for d in usable[:size]]
-
-    mod.CrushDevice, mod.map_pg = CrushDevice, map_pg
-    return mod
-
-
-def _namespace(real: bool) -> types.SimpleNamespace:
-    commands = importlib.import_module("shoal.mon.commands")
-    state = importlib.import_module("shoal.mon.state")
-    osdmap = importlib.import_module("shoal.placement.osdmap")
-    return types.SimpleNamespace(
-        real_placement=real, commands=commands, handle_command=commands.handle_command,
-        command_data=commands.command_data, MonState=state.MonState, MonMap=state.MonMap,
-        MonInfo=state.MonInfo, PGStat=state.PGStat, OSDStat=state.OSDStat, OSDMap=osdmap.OSDMap,
-        OSDInfo=osdmap.OSDInfo, Pool=osdmap.Pool, pgid_str=osdmap.pgid_str,
-    )
-
-
-def _forget(names: set[str]) -> None:
-    for name in names:
-        sys.modules.pop(name, None)
-        parent, _, child = name.rpartition(".")
-        if parent in sys.modules and getattr(sys.modules[parent], child, None) is not None:
-            delattr(sys.modules[parent], child)
-
-
-@pytest.fixture(scope="module")
-def C() -> Any:
-    missing = [n for n in _STUBBED if importlib.util.find_spec(n) is None]
-    if not missing:
-        yield _namespace(real=True)
-        return
-    before = set(sys.modules)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in missing:
-            mp.setitem(sys.modules, name, _stub_pg() if name.endswith(".pg") else _stub_crush())
-        yield _namespace(real=False)
-    _forget({n for n in set(sys.modules) - before if n.startswith("shoal.")})
+C = types.SimpleNamespace(
+    commands=commands, handle_command=commands.handle_command, command_data=commands.command_data,
+    MonState=MonState, MonMap=MonMap, MonInfo=MonInfo, PGStat=PGStat, OSDStat=OSDStat, OSDMap=OSDMap,
+    OSDInfo=OSDInfo, Pool=Pool, pgid_str=pgid_str,
+)
 
 
 # -- building states ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from test_commands_base import FIXTURES, C, Cluster, assert_layout, fixture, healthy_cluster  # noqa: F401
+
+from tests.mon.test_commands_base import FIXTURES, C, Cluster, assert_layout, fixture, healthy_cluster
 
 CASES = [
     ({"prefix": "status"}, "ceph-status.json"),
@@ -28,7 +29,7 @@ CASES = [
 
 
 @pytest.fixture
-def cluster(C: Any) -> Cluster:  # noqa: F811
+def cluster() -> Cluster:
     cluster = healthy_cluster(C)
     cluster.run({"prefix": "osd pool set-quota", "pool": "volumes", "field": "max_objects", "val": "1000"})
     cluster.run({"prefix": "osd pool set-quota", "pool": "volumes", "field": "max_bytes", "val": "1G"})
@@ -45,7 +46,7 @@ def test_json_layout_matches_ceph(cluster: Cluster, cmd: dict[str, Any], name: s
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("ceph-*.json")))
-def test_encoder_reproduces_ceph_bytes(C: Any, name: str) -> None:  # noqa: F811
+def test_encoder_reproduces_ceph_bytes(name: str) -> None:
     """Fed the data of any `ceph ... --format json` capture, the encoder writes its exact bytes."""
     from shoal.mon.commands_common import encode_json
 

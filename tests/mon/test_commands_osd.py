@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 import pytest
-from test_commands_base import T0, C, Cluster  # noqa: F401
+
+from tests.mon.test_commands_base import T0, C, Cluster
 
 
 @pytest.fixture
-def cluster(C: Any) -> Cluster:  # noqa: F811
+def cluster() -> Cluster:
     cluster = Cluster(C)
     cluster.create_pool("device_health_metrics", 1, app="mgr_devicehealth")
     cluster.create_pool("rbd", 8)
@@ -36,8 +36,6 @@ def test_osd_map_agrees_with_the_osd_map_placement(cluster: Cluster, obj: str, n
 
 def test_osd_map_matches_ceph_for_the_fixture_object(cluster: Cluster) -> None:
     """`ceph osd map rbd obj1`: pool 2, pg_num 8 → raw 2.6cf8deff, pg 2.7 (needs the real hash)."""
-    if not cluster.C.real_placement:
-        pytest.skip("shoal.placement.pg not written yet; placement is stubbed")
     out = cluster.json({"prefix": "osd map", "pool": "rbd", "object": "obj1"})
     assert (out["raw_pgid"], out["pgid"]) == ("2.6cf8deff", "2.7")
 
@@ -104,7 +102,7 @@ def test_osd_tree_reflects_state(cluster: Cluster) -> None:
     assert (osd1["status"], osd1["reweight"], osd1["crush_weight"]) == ("down", 0, 511 / 65536)
 
 
-def test_osd_tree_with_hosts(C: Any) -> None:  # noqa: F811
+def test_osd_tree_with_hosts() -> None:
     cluster = Cluster(C, n_osds=4)
     new = cluster.state.osdmap.copy()
     new.osds[1].host = new.osds[3].host = "b"

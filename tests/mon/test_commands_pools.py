@@ -6,11 +6,12 @@ import errno
 from typing import Any
 
 import pytest
-from test_commands_base import C, Cluster  # noqa: F401
+
+from tests.mon.test_commands_base import C, Cluster
 
 
 @pytest.fixture
-def cluster(C: Any) -> Cluster:  # noqa: F811
+def cluster() -> Cluster:
     return Cluster(C)
 
 
@@ -34,7 +35,7 @@ def test_guide_flow_creates_the_openstack_pools(cluster: Cluster) -> None:
         assert pool.create_time == now and pool.last_change == epoch + i
 
 
-def test_too_many_pgs_is_erange_with_cephs_message(C: Any) -> None:  # noqa: F811
+def test_too_many_pgs_is_erange_with_cephs_message() -> None:
     """The transcript's cluster: mon_max_pg_per_osd 250, 3 OSDs, the mgr's 1-PG pool."""
     cluster = Cluster(C, conf={"mon_max_pg_per_osd": 250})
     assert create(cluster, "device_health_metrics", 1).ret == 0
@@ -66,14 +67,14 @@ def test_invalid_pg_num_is_einval(cluster: Cluster, pg_num: Any) -> None:
     assert result.ret == -errno.EINVAL and result.outs
 
 
-def test_zero_or_missing_pg_num_takes_the_default(C: Any) -> None:  # noqa: F811
+def test_zero_or_missing_pg_num_takes_the_default() -> None:
     cluster = Cluster(C, conf={"osd_pool_default_pg_num": 16})
     assert create(cluster, "a", 0).ret == 0
     assert cluster.run({"prefix": "osd pool create", "pool": "b"}).ret == 0
     assert cluster.pool("a").pg_num == cluster.pool("b").pg_num == 16
 
 
-def test_pool_defaults_come_from_config(C: Any) -> None:  # noqa: F811
+def test_pool_defaults_come_from_config() -> None:
     cluster = Cluster(C, conf={"osd_pool_default_size": 2, "osd_pool_default_min_size": "1"})
     create(cluster, "a", 8)
     assert (cluster.pool("a").size, cluster.pool("a").min_size) == (2, 1)
@@ -204,7 +205,7 @@ def test_set_errors(cluster: Cluster, var: str, val: Any, err: int, outs: str | 
         assert result.outs == outs
 
 
-def test_set_pg_num_checks_the_pg_limit(C: Any) -> None:  # noqa: F811
+def test_set_pg_num_checks_the_pg_limit() -> None:
     cluster = Cluster(C, conf={"mon_max_pg_per_osd": 250})
     create(cluster, "rbd", 128)
     result = pool_set(cluster, "pg_num", 256)
@@ -213,7 +214,7 @@ def test_set_pg_num_checks_the_pg_limit(C: Any) -> None:  # noqa: F811
                            "(mon_max_pg_per_osd 250 * num_in_osds 3)")
 
 
-def test_size_one_needs_config_and_confirmation(C: Any) -> None:  # noqa: F811
+def test_size_one_needs_config_and_confirmation() -> None:
     cluster = Cluster(C, conf={"mon_allow_pool_size_one": True})
     create(cluster, "rbd", 8)
     assert pool_set(cluster, "size", 1).ret == -errno.EPERM
