@@ -82,8 +82,11 @@ class PG:
         raw = store.get_meta(self.coll, INFO_KEY)
         if raw is not None:
             self.info = PGInfo.from_wire(_unpack(raw))
-        entries = [LogEntry.from_wire(_unpack(e)) for _, e in store.log_read(self.coll)]
+        stored = store.log_read(self.coll)
+        entries = [LogEntry.from_wire(_unpack(e)) for _, e in stored]
         self.log = PGLog.from_entries(entries, self.info.log_tail)
+        if stored:
+            self.info.log_key = max(self.info.log_key, stored[-1][0])
         self.next_seq = self.info.last_update[1] + 1
         self._recount()
 
@@ -166,12 +169,14 @@ class PG:
         """Add the log entry, the new info and any due trim to `txn` (same atomic commit)."""
         self.log.append(entry)
         self.info.last_update = entry.version
-        txn.log_append(self.coll, entry.version[1], _pack(entry.to_wire()))
+        self.info.log_key += 1
+        txn.log_append(self.coll, self.info.log_key, _pack(entry.to_wire()))
         if len(self.log.entries) > LOG_KEEP + LOG_TRIM_SLACK:
             tail = self.log.trim_to(LOG_KEEP)
             assert tail is not None
             self.info.log_tail = tail
-            txn.log_trim(self.coll, tail[1])
+            # The kept entries occupy the keys just below log_key.
+            txn.log_trim(self.coll, self.info.log_key - len(self.log.entries))
         txn.set_meta(self.coll, INFO_KEY, _pack(self.info.to_wire()))
 
     async def commit_write(self, txn: Transaction, op: str, oid: ObjectId, reqid: str | None,
@@ -179,13 +184,13 @@ class PG:
         """Order, persist and replicate one write; returns its log entry once it is durable
         on every member of the acting set (waiting across interval changes if need be)."""
         entry = self._new_entry(op, oid, reqid, 0)
+        wire = txn.to_wire()  # object ops only: each member logs under its own keys
         self._log_txn(txn, entry)
         self.num_objects += delta_objects
         self.num_bytes += delta_bytes
         self.stats_dirty = True
         interval_changed = self._interval_changed
         waits: list[Awaitable[Any]] = [self.osd.committer.submit(txn)]
-        wire = txn.to_wire()
         for replica in self.replicas:
             waits.append(self.osd.peer_request(replica, Msg.REP_OP, {
                 "pgid": self.pgid, "epoch": self.osd.osdmap.epoch, "txn": wire,
@@ -230,12 +235,7 @@ class PG:
             if entry.version <= self.log.head:
                 return 0  # already have it (resent after a reconnect)
             txn = Transaction.from_wire(meta["txn"])
-            self.log.append(entry)
-            self.info.last_update = entry.version
-            if len(self.log.entries) > LOG_KEEP + LOG_TRIM_SLACK:
-                tail = self.log.trim_to(LOG_KEEP)
-                assert tail is not None
-                self.info.log_tail = tail
+            self._log_txn(txn, entry)
             self.next_seq = entry.version[1] + 1
             fut = self.osd.committer.submit(txn)
         await fut
@@ -359,10 +359,12 @@ class PG:
         """Replace this member's log and info with the authority's (one atomic commit)."""
         log_ = PGLog.from_entries([LogEntry.from_wire(e) for e in entries], (int(tail[0]), int(tail[1])))
         txn = Transaction()
-        txn.log_trim(self.coll, 1 << 62)
+        key = self.info.log_key
+        txn.log_trim(self.coll, key)
         for entry in log_.entries:
-            txn.log_append(self.coll, entry.version[1], _pack(entry.to_wire()))
-        info = PGInfo(log_.head, log_.tail, self.osd.osdmap.epoch)
+            key += 1
+            txn.log_append(self.coll, key, _pack(entry.to_wire()))
+        info = PGInfo(log_.head, log_.tail, self.osd.osdmap.epoch, key)
         txn.set_meta(self.coll, INFO_KEY, _pack(info.to_wire()))
         await self.osd.committer.submit(txn)
         self.log, self.info = log_, info

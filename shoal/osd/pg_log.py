@@ -59,14 +59,17 @@ class PGInfo:
     last_update: Version = ZERO
     log_tail: Version = ZERO  # version just before the oldest entry still logged
     last_epoch_started: int = 0
+    # This member's store key of its newest log entry. Keys are local (a member that
+    # adopted another log renumbers), and the logged entries occupy the keys just below.
+    log_key: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {"last_update": list(self.last_update), "log_tail": list(self.log_tail),
-                "les": self.last_epoch_started}
+                "les": self.last_epoch_started, "lk": self.log_key}
 
     @classmethod
     def from_wire(cls, w: dict[str, Any]) -> PGInfo:
-        return cls(ver(w["last_update"]), ver(w["log_tail"]), int(w.get("les", 0)))
+        return cls(ver(w["last_update"]), ver(w["log_tail"]), int(w.get("les", 0)), int(w.get("lk", 0)))
 
 
 @dataclass

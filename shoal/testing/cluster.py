@@ -17,6 +17,7 @@ from shoal.cluster.local import LocalCluster
 
 
 class TestCluster(LocalCluster):
+    __test__ = False  # a helper, not a test class
     def __init__(self, directory: str, osds: int = 3) -> None:
         super().__init__(directory)
         self.osds = osds

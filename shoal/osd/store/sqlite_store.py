@@ -331,8 +331,8 @@ class SqliteStore(ObjectStore):
         sel = f"SELECT bid FROM extents WHERE {rng}"
         w.execute(f"DELETE FROM blocks WHERE bid IN ({sel}) AND bid NOT IN (SELECT bid FROM shared)", args)
         # 2 -> 1 reference: the block becomes unshared; this must run before the decrement
-        w.execute(f"UPDATE shared SET refs = refs - 1 WHERE bid IN ({sel}) AND refs > 2", args)
         w.execute(f"DELETE FROM shared WHERE bid IN ({sel}) AND refs = 2", args)
+        w.execute(f"UPDATE shared SET refs = refs - 1 WHERE bid IN ({sel}) AND refs > 2", args)
         w.execute(f"DELETE FROM extents WHERE {rng}", args)
 
     def _set_size(self, w: sqlite3.Connection, orow: int, size: int) -> None:

@@ -1,0 +1,926 @@
+"""python-rados' `Ioctx` (an I/O context on one pool) and `Object` (a file-like object handle).
+
+Every call runs a coroutine of the client core (`RadosClient`) on the shared loop thread
+and blocks the calling thread for its result; `aio_*` calls return a `Completion` at
+once. Nothing here keeps per-call state on the Ioctx except the namespace and locator a
+caller sets, so any thread may use any Ioctx concurrently.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shoal.client.loop_thread import _real_threading
+from shoal.client.objecter import OpReply
+from shoal.compat.rados_aio import Completion
+from shoal.compat.rados_errors import (
+    MAX_ERRNO,
+    Error,
+    IoctxStateError,
+    LogicError,
+    ObjectStateError,
+    as_text,
+    from_shoal,
+    make_ex,
+    require_bytes,
+    require_str,
+    require_uint,
+    type_error,
+)
+from shoal.compat.rados_ops import (
+    LIBRADOS_ALL_NSPACES,
+    LIBRADOS_OPERATION_NOFLAG,
+    LIBRADOS_SNAP_HEAD,
+    OmapIterator,
+    PendingOp,
+    ReadOp,
+    WriteOp,
+)
+from shoal.errors import ShoalError
+from shoal.wire.osd_op import OpBuilder
+
+if TYPE_CHECKING:
+    from shoal.compat.rados import Rados
+
+AioCallback = Callable[..., Any] | None
+_threading = _real_threading()  # native locks even under eventlet: callers are native threads
+_LIST_CHUNK = 1024  # objects fetched per loop-thread round trip while listing
+_RANGE_PAGE = 1024  # omap keys per read while resolving remove_omap_range2
+
+
+def _check_callback(cb: Any, name: str) -> None:
+    if cb is not None and not callable(cb):
+        raise type_error(name, "Callable", cb)
+
+
+class Ioctx:
+    """An I/O context: a pool, plus the namespace and locator key used for its objects."""
+
+    def __init__(self, rados: Rados, name: str, pool_id: int) -> None:
+        self.rados = rados
+        self.name = name
+        self.pool_id = pool_id
+        self.state = "open"
+        self.locator_key = ""
+        self.nspace = ""
+        self.lock = _threading.Lock()
+        self._pending: set[Completion] = set()
+        self._pending_lock = _threading.Lock()
+        self._last_version = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> Ioctx:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Idempotent; never raises."""
+        self.state = "closed"
+
+    def require_ioctx_open(self) -> None:
+        if self.state != "open":
+            raise IoctxStateError(f"The pool is {self.state}")
+
+    def _ready(self) -> None:
+        self.require_ioctx_open()
+        self.rados.require_state("connected")
+
+    def dup(self) -> Ioctx:
+        io = self.rados.open_ioctx2(self.pool_id)
+        io.set_namespace(self.nspace)
+        return io
+
+    def __repr__(self) -> str:
+        return f"<rados.Ioctx pool={self.name!r} nspace={self.nspace!r} state={self.state}>"
+
+    # -- context settings ---------------------------------------------------------------
+    def set_namespace(self, nspace: str | None) -> None:
+        self.require_ioctx_open()
+        if nspace is None:
+            nspace = ""
+        self.nspace = require_str(nspace, "nspace")
+
+    def get_namespace(self) -> str:
+        return self.nspace
+
+    def set_locator_key(self, loc_key: str) -> None:
+        # Placement here hashes the object name only; the key is kept for callers that read it back.
+        self.require_ioctx_open()
+        self.locator_key = require_str(loc_key, "loc_key")
+
+    def get_locator_key(self) -> str:
+        return self.locator_key
+
+    def set_read(self, snap_id: int) -> None:
+        self.require_ioctx_open()
+        if snap_id != LIBRADOS_SNAP_HEAD:
+            raise make_ex(errno.ENOSYS, "reading at a snapshot is not supported yet")
+
+    def get_pool_id(self) -> int:
+        return self.pool_id
+
+    def get_pool_name(self) -> str:
+        name = self.rados._pool_name(self.pool_id)
+        if name is None:
+            raise make_ex(errno.ENOENT, "get pool name error")
+        return name
+
+    def alignment(self) -> int | None:
+        return None  # replicated pools only: no alignment requirement
+
+    def get_last_version(self) -> int:
+        self.require_ioctx_open()
+        return self._last_version
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _run(self, coro: Coroutine[Any, Any, Any], what: str) -> Any:
+        try:
+            return self.rados._loop.run(coro)
+        except ShoalError as exc:
+            raise from_shoal(exc, what) from exc
+
+    async def _operate(self, oid: str, builder: OpBuilder, nspace: str) -> OpReply:
+        reply = await self.rados._client.operate(self.pool_id, oid, builder, nspace)
+        if reply.version:
+            self._last_version = int(reply.version[-1])
+        return reply
+
+    def _sync(self, oid: str, builder: OpBuilder, nspace: str, what: str) -> OpReply:
+        reply = self._run(self._operate(oid, builder, nspace), what)
+        if reply.result < 0:
+            raise make_ex(reply.result, what)
+        return reply
+
+    def _ns(self) -> str:
+        return self.nspace
+
+    # -- data -------------------------------------------------------------------------------
+    def write(self, key: str, data: bytes, offset: int = 0) -> int:
+        self._ready()
+        return self._write(require_str(key, "key"), require_bytes(data, "data"),
+                           require_uint(offset, "offset"), self.nspace)
+
+    def _write(self, key: str, data: bytes, offset: int, nspace: str) -> int:
+        b = OpBuilder()
+        b.add("write", data, off=offset)
+        self._sync(key, b, nspace, f"Ioctx.write({self.name}): failed to write {key}")
+        return 0
+
+    def write_full(self, key: str, data: bytes) -> int:
+        self._ready()
+        key, data = require_str(key, "key"), require_bytes(data, "data")
+        b = OpBuilder()
+        b.add("writefull", data)
+        self._sync(key, b, self.nspace, f"Ioctx.write_full({self.name}): failed to write {key}")
+        return 0
+
+    def writesame(self, key: str, data: bytes, write_len: int, offset: int = 0) -> None:
+        self._ready()
+        key, data = require_str(key, "key"), require_bytes(data, "data")
+        write_len, offset = require_uint(write_len, "write_len", "size_t"), require_uint(offset, "offset")
+        what = f"Ioctx.writesame({self.name}): failed to write {key}"
+        if not data or write_len % len(data):
+            raise make_ex(errno.EINVAL, what)
+        self._write(key, data * (write_len // len(data)), offset, self.nspace)
+
+    def append(self, key: str, data: bytes) -> int:
+        self._ready()
+        key, data = require_str(key, "key"), require_bytes(data, "data")
+        b = OpBuilder()
+        b.add("append", data)
+        self._sync(key, b, self.nspace, f"Ioctx.append({self.name}): failed to append {key}")
+        return 0
+
+    def read(self, key: str, length: int = 8192, offset: int = 0) -> bytes:
+        self._ready()
+        return self._read(require_str(key, "key"), require_uint(length, "length", "size_t"),
+                          require_uint(offset, "offset"), self.nspace)
+
+    def _read(self, key: str, length: int, offset: int, nspace: str) -> bytes:
+        what = f"Ioctx.read({self.name}): failed to read {key}"
+        b = OpBuilder()
+        if length == 0:
+            # The OSD reads "to the end" for length 0; librados' zero-byte buffer gets nothing.
+            b.add("assert_exists")
+            self._sync(key, b, nspace, what)
+            return b""
+        b.add("read", off=offset, len=length)
+        return self._sync(key, b, nspace, what).out_data(0)
+
+    def trunc(self, key: str, size: int) -> int:
+        self._ready()
+        key, size = require_str(key, "key"), require_uint(size, "size")
+        b = OpBuilder()
+        b.add("truncate", size=size)
+        self._sync(key, b, self.nspace, f"Ioctx.trunc({self.name}): failed to truncate {key}")
+        return 0
+
+    def remove_object(self, key: str) -> bool:
+        self._ready()
+        return self._remove(require_str(key, "key"), self.nspace)
+
+    def _remove(self, key: str, nspace: str) -> bool:
+        b = OpBuilder()
+        b.add("delete")
+        self._sync(key, b, nspace, f"Failed to remove '{key}'")
+        return True
+
+    def stat(self, key: str) -> tuple[int, time.struct_time]:
+        self._ready()
+        return self._stat(require_str(key, "key"), self.nspace)
+
+    def _stat(self, key: str, nspace: str) -> tuple[int, time.struct_time]:
+        b = OpBuilder()
+        b.add("stat")
+        out = self._sync(key, b, nspace, f"Failed to stat {key!r}").outs[0]
+        return int(out["size"]), time.localtime(int(out["mtime"]))
+
+    def cmpext(self, key: str, cmp_buf: bytes, offset: int = 0) -> int:
+        """0 if the object holds `cmp_buf` at `offset`, else -(MAX_ERRNO + first differing offset).
+
+        Read-and-compare on the client (the OSD has no compare op yet), so not atomic with writes.
+        """
+        self._ready()
+        key, cmp_buf = require_str(key, "key"), require_bytes(cmp_buf, "cmp_buf")
+        offset = require_uint(offset, "offset")
+        have = self._read(key, len(cmp_buf), offset, self.nspace) if cmp_buf else b""
+        have = have.ljust(len(cmp_buf), b"\0")  # past the end counts as zeros, as in Ceph
+        for i, (a, b) in enumerate(zip(have, cmp_buf, strict=True)):
+            if a != b:
+                return -MAX_ERRNO - i
+        return 0
+
+    # -- xattrs -------------------------------------------------------------------------------
+    def get_xattr(self, key: str, xattr_name: str) -> bytes:
+        self._ready()
+        return self._get_xattr(require_str(key, "key"), require_str(xattr_name, "xattr_name"), self.nspace)
+
+    def _get_xattr(self, key: str, name: str, nspace: str) -> bytes:
+        b = OpBuilder()
+        b.add("getxattr", name=name)
+        return self._sync(key, b, nspace, f"Failed to get xattr {name!r}").out_data(0)
+
+    def get_xattrs(self, oid: str) -> Iterator[tuple[str, bytes]]:
+        self._ready()
+        return self._get_xattrs(require_str(oid, "oid"), self.nspace)
+
+    def _get_xattrs(self, oid: str, nspace: str) -> Iterator[tuple[str, bytes]]:
+        b = OpBuilder()
+        b.add("getxattrs")
+        attrs = self._sync(oid, b, nspace, f"Failed to get rados xattrs for object {oid!r}").outs[0]["attrs"]
+        return iter(sorted((str(k), bytes(v)) for k, v in attrs.items()))
+
+    def set_xattr(self, key: str, xattr_name: str, xattr_value: bytes) -> bool:
+        self._ready()
+        return self._set_xattr(require_str(key, "key"), require_str(xattr_name, "xattr_name"),
+                               require_bytes(xattr_value, "xattr_value"), self.nspace)
+
+    def _set_xattr(self, key: str, name: str, value: bytes, nspace: str) -> bool:
+        b = OpBuilder()
+        b.add("setxattr", value, name=name)
+        self._sync(key, b, nspace, f"Failed to set xattr {name!r}")
+        return True
+
+    def rm_xattr(self, key: str, xattr_name: str) -> bool:
+        self._ready()
+        return self._rm_xattr(require_str(key, "key"), require_str(xattr_name, "xattr_name"), self.nspace)
+
+    def _rm_xattr(self, key: str, name: str, nspace: str) -> bool:
+        b = OpBuilder()
+        b.add("rmxattr", name=name)
+        self._sync(key, b, nspace, f"Failed to delete key {key!r} xattr {name!r}")
+        return True
+
+    # -- object classes -------------------------------------------------------------------------
+    def execute(self, key: str, cls: str, method: str, data: bytes, length: int = 8192) -> tuple[int, bytes]:
+        """Run an object-class method; returns (length of its output, output)."""
+        self._ready()
+        key, cls, method = require_str(key, "key"), require_str(cls, "cls"), require_str(method, "method")
+        data, length = require_bytes(data, "data"), require_uint(length, "length", "size_t")
+        what = f"Ioctx.read({self.name}): failed to read {key}"
+        b = OpBuilder()
+        b.add("call", data, cls=cls, method=method)
+        out = self._sync(key, b, self.nspace, what).out_data(0)
+        if len(out) > length:
+            raise make_ex(errno.ERANGE, what)  # librados: the output does not fit the buffer
+        return len(out), out
+
+    # -- listing ----------------------------------------------------------------------------------
+    def list_objects(self) -> ObjectIterator:
+        self._ready()
+        return ObjectIterator(self)
+
+    # -- compound operations -------------------------------------------------------------------------
+    def create_write_op(self) -> WriteOp:
+        return WriteOp().create()  # type: ignore[return-value]
+
+    def create_read_op(self) -> ReadOp:
+        return ReadOp().create()  # type: ignore[return-value]
+
+    def release_write_op(self, write_op: WriteOp) -> None:
+        write_op.release()
+
+    def release_read_op(self, read_op: ReadOp) -> None:
+        read_op.release()
+
+    def set_omap(self, write_op: WriteOp, keys: Sequence[str], values: Sequence[bytes | str]) -> None:
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        if len(keys) != len(values):
+            raise Error("Rados(): keys and values must have the same number of items")
+        kv: dict[str, bytes] = {}
+        for k, v in zip(keys, values, strict=True):
+            raw = v if isinstance(v, bytes) else (v.encode("utf-8") if isinstance(v, str) else None)
+            if raw is None:
+                raise TypeError("values must be a string")
+            kv[as_text(k, "keys")] = raw
+        write_op._add(PendingOp("omap_setkeys", args={"kv": kv}))
+
+    def remove_omap_keys(self, write_op: WriteOp, keys: Sequence[str]) -> None:
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        write_op._add(PendingOp("omap_rmkeys", args={"keys": [as_text(k, "keys") for k in keys]}))
+
+    def clear_omap(self, write_op: WriteOp) -> None:
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        write_op._add(PendingOp("omap_clear"))
+
+    def remove_omap_range2(self, write_op: WriteOp, key_begin: str, key_end: str) -> None:
+        """Remove omap keys in [key_begin, key_end) when the op is operated."""
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        write_op._add(PendingOp("rm_range", args={"begin": as_text(key_begin, "key_begin"),
+                                                  "end": as_text(key_end, "key_end")}))
+
+    def get_omap_vals(self, read_op: ReadOp, start_after: str, filter_prefix: str,
+                      max_return: int) -> tuple[OmapIterator, int]:
+        if not isinstance(read_op, ReadOp):
+            raise type_error("read_op", "ReadOp", read_op)
+        it = OmapIterator(self)
+        read_op._add(PendingOp("omap_get_vals", result=it, args={
+            "start_after": as_text(start_after, "start_after") if start_after else "",
+            "filter_prefix": as_text(filter_prefix, "filter_prefix") if filter_prefix else "",
+            "max_return": require_uint(max_return, "max_return", "int")}))
+        return it, 0  # the 0 is meaningless, kept by python-rados for backward compatibility
+
+    def get_omap_keys(self, read_op: ReadOp, start_after: str, max_return: int) -> tuple[OmapIterator, int]:
+        if not isinstance(read_op, ReadOp):
+            raise type_error("read_op", "ReadOp", read_op)
+        it = OmapIterator(self)
+        read_op._add(PendingOp("omap_get_keys", result=it, args={
+            "start_after": as_text(start_after, "start_after") if start_after else "",
+            "filter_prefix": "", "max_return": require_uint(max_return, "max_return", "int")}))
+        return it, 0
+
+    def get_omap_vals_by_keys(self, read_op: ReadOp, keys: Sequence[str]) -> tuple[OmapIterator, int]:
+        if not isinstance(read_op, ReadOp):
+            raise type_error("read_op", "ReadOp", read_op)
+        it = OmapIterator(self)
+        read_op._add(PendingOp("omap_get_vals_by_keys", result=it,
+                               args={"keys": [as_text(k, "keys") for k in keys]}))
+        return it, 0
+
+    def operate_write_op(self, write_op: WriteOp, oid: str, mtime: int = 0,
+                         flags: int = LIBRADOS_OPERATION_NOFLAG) -> None:
+        self._ready()
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        oid = require_str(oid, "oid")
+        what = f"Failed to operate write op for oid {oid}"
+        reply = self._run(self._compound(oid, write_op._take(), self.nspace, what), what)
+        if reply is not None and reply.result < 0:
+            raise make_ex(reply.result, what)
+
+    def operate_read_op(self, read_op: ReadOp, oid: str, flag: int = LIBRADOS_OPERATION_NOFLAG) -> None:
+        self._ready()
+        if not isinstance(read_op, ReadOp):
+            raise type_error("read_op", "ReadOp", read_op)
+        oid = require_str(oid, "oid")
+        what = f"Failed to operate read op for oid {oid}"
+        reply = self._run(self._compound(oid, read_op._take(), self.nspace, what), what)
+        if reply is not None and reply.result < 0:
+            raise make_ex(reply.result, what)
+
+    async def _compound(self, oid: str, ops: list[PendingOp], nspace: str, what: str) -> OpReply | None:
+        """Send a compound op as one vector; fill omap iterators from the reply."""
+        for op in ops:
+            if op.name == "unsupported":
+                raise ShoalError(what, op.err)
+        if not ops:
+            return None  # librados: an empty operation succeeds without a round trip
+        if any(op.name == "rm_range" for op in ops):
+            ops = await self._resolve_ranges(oid, ops, nspace)
+        b = OpBuilder()
+        for op in ops:
+            entry = b.add(op.name, op.payload, **op.args)
+            if op.flags:
+                entry["flags"] = op.flags
+        reply = await self._operate(oid, b, nspace)
+        if reply.result >= 0:
+            for i, op in enumerate(ops):
+                if op.result is not None:
+                    op.result._fill(_omap_items(op.name, reply.outs[i] if i < len(reply.outs) else {}))
+        return reply
+
+    async def _resolve_ranges(self, oid: str, ops: list[PendingOp], nspace: str) -> list[PendingOp]:
+        """Turn each `rm_range` pseudo op into omap_rmkeys of the keys then in range.
+
+        The keys come from a read just before the write, so a key another client adds in
+        between survives; keys set earlier in this same operation are included.
+        """
+        out: list[PendingOp] = []
+        set_before: set[str] = set()
+        for op in ops:
+            if op.name == "omap_setkeys":
+                set_before.update(op.args["kv"])
+            elif op.name in ("omap_clear", "delete"):
+                set_before.clear()
+            if op.name != "rm_range":
+                out.append(op)
+                continue
+            begin, end = op.args["begin"], op.args["end"]
+            keys = set(await self._stored_keys_in_range(oid, nspace, begin, end))
+            keys.update(k for k in set_before if _in_range(k, begin, end))
+            set_before.difference_update(keys)
+            out.append(PendingOp("omap_rmkeys", args={"keys": sorted(keys)}, flags=op.flags))
+        return out
+
+    async def _stored_keys_in_range(self, oid: str, nspace: str, begin: str, end: str) -> list[str]:
+        found: list[str] = []
+        b = OpBuilder()
+        b.add("omap_get_vals_by_keys", keys=[begin])
+        b.add("omap_get_keys", start_after=begin, filter_prefix="", max_return=_RANGE_PAGE)
+        while True:
+            reply = await self._operate(oid, b, nspace)
+            if reply.result < 0:
+                return found  # no object: the rmkeys op itself will report ENOENT
+            outs = reply.outs
+            if len(outs) == 2:  # first page: the begin key itself, then what follows it
+                found.extend(k for k in outs[0].get("vals", {}) if _in_range(k, begin, end))
+            page = outs[-1]
+            keys = [str(k) for k in page.get("keys", [])]
+            found.extend(k for k in keys if _in_range(k, begin, end))
+            if not page.get("more") or not keys or not _in_range(keys[-1], begin, end):
+                return found
+            b = OpBuilder()
+            b.add("omap_get_keys", start_after=keys[-1], filter_prefix="", max_return=_RANGE_PAGE)
+
+    # -- asynchronous I/O ------------------------------------------------------------------------
+    def _track(self, comp: Completion) -> None:
+        with self._pending_lock:
+            self._pending.add(comp)
+
+    def _untrack(self, comp: Completion) -> None:
+        with self._pending_lock:
+            self._pending.discard(comp)
+
+    def _submit(self, coro: Coroutine[Any, Any, tuple[int, tuple[Any, ...]]], oncomplete: AioCallback,
+                onsafe: AioCallback) -> Completion:
+        comp = Completion(self, oncomplete, onsafe)
+        self._track(comp)
+        comp._attach(self.rados._loop.submit(coro), self.rados._finisher_for_callbacks())
+        return comp
+
+    async def _aio_simple(self, oid: str, builder: OpBuilder, nspace: str) -> tuple[int, tuple[Any, ...]]:
+        try:
+            reply = await self._operate(oid, builder, nspace)
+        except ShoalError as exc:
+            return -exc.errno, ()
+        return min(reply.result, 0), ()
+
+    def _aio_builder(self, op: str, payload: bytes | None = None, **args: Any) -> OpBuilder:
+        b = OpBuilder()
+        b.add(op, payload, **args)
+        return b
+
+    def aio_write(self, object_name: str, to_write: bytes, offset: int = 0,
+                  oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
+        self._ready()
+        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
+        offset = require_uint(offset, "offset")
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        return self._submit(self._aio_simple(key, self._aio_builder("write", data, off=offset), self.nspace),
+                            oncomplete, onsafe)
+
+    def aio_write_full(self, object_name: str, to_write: bytes,
+                       oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
+        self._ready()
+        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        return self._submit(self._aio_simple(key, self._aio_builder("writefull", data), self.nspace),
+                            oncomplete, onsafe)
+
+    def aio_writesame(self, object_name: str, to_write: bytes, write_len: int, offset: int = 0,
+                      oncomplete: AioCallback = None) -> Completion:
+        self._ready()
+        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
+        write_len, offset = require_uint(write_len, "write_len", "size_t"), require_uint(offset, "offset")
+        _check_callback(oncomplete, "oncomplete")
+        if not data or write_len % len(data):
+            raise make_ex(errno.EINVAL, f"error writing object {key}")
+        b = self._aio_builder("write", data * (write_len // len(data)), off=offset)
+        return self._submit(self._aio_simple(key, b, self.nspace), oncomplete, None)
+
+    def aio_append(self, object_name: str, to_append: bytes,
+                   oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
+        self._ready()
+        key, data = require_str(object_name, "object_name"), require_bytes(to_append, "to_append")
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        return self._submit(self._aio_simple(key, self._aio_builder("append", data), self.nspace),
+                            oncomplete, onsafe)
+
+    def aio_remove(self, object_name: str, oncomplete: AioCallback = None,
+                   onsafe: AioCallback = None) -> Completion:
+        self._ready()
+        key = require_str(object_name, "object_name")
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        return self._submit(self._aio_simple(key, self._aio_builder("delete"), self.nspace), oncomplete, onsafe)
+
+    def aio_setxattr(self, object_name: str, xattr_name: str, xattr_value: bytes,
+                     oncomplete: AioCallback = None) -> Completion:
+        self._ready()
+        key, name = require_str(object_name, "object_name"), require_str(xattr_name, "xattr_name")
+        value = require_bytes(xattr_value, "xattr_value")
+        _check_callback(oncomplete, "oncomplete")
+        return self._submit(self._aio_simple(key, self._aio_builder("setxattr", value, name=name), self.nspace),
+                            oncomplete, None)
+
+    def aio_rmxattr(self, object_name: str, xattr_name: str, oncomplete: AioCallback = None) -> Completion:
+        self._ready()
+        key, name = require_str(object_name, "object_name"), require_str(xattr_name, "xattr_name")
+        _check_callback(oncomplete, "oncomplete")
+        return self._submit(self._aio_simple(key, self._aio_builder("rmxattr", name=name), self.nspace),
+                            oncomplete, None)
+
+    def aio_read(self, object_name: str, length: int, offset: int, oncomplete: AioCallback = None) -> Completion:
+        """oncomplete(completion, data) — data is None when the read failed."""
+        self._ready()
+        key = require_str(object_name, "object_name")
+        length, offset = require_uint(length, "length", "size_t"), require_uint(offset, "offset")
+        _check_callback(oncomplete, "oncomplete")
+        nspace = self.nspace
+        comp_box: list[Completion] = []
+
+        async def run() -> tuple[int, tuple[Any, ...]]:
+            b = self._aio_builder("read", off=offset, len=length) if length else self._aio_builder("assert_exists")
+            try:
+                reply = await self._operate(key, b, nspace)
+            except ShoalError as exc:
+                return -exc.errno, (None,)
+            if reply.result < 0:
+                return reply.result, (None,)
+            data = reply.out_data(0) if length else b""
+            comp_box[0].buf = data
+            return len(data), (data,)
+
+        comp = Completion(self, oncomplete, None)
+        comp_box.append(comp)
+        self._track(comp)
+        comp._attach(self.rados._loop.submit(run()), self.rados._finisher_for_callbacks())
+        return comp
+
+    def aio_stat(self, object_name: str, oncomplete: AioCallback) -> Completion:
+        """oncomplete(completion, size, mtime) — (None, None) when the stat failed."""
+        self._ready()
+        key = require_str(object_name, "object_name")
+        _check_callback(oncomplete, "oncomplete")
+        nspace = self.nspace
+
+        async def run() -> tuple[int, tuple[Any, ...]]:
+            try:
+                reply = await self._operate(key, self._aio_builder("stat"), nspace)
+            except ShoalError as exc:
+                return -exc.errno, (None, None)
+            if reply.result < 0:
+                return reply.result, (None, None)
+            out = reply.outs[0]
+            return 0, (int(out["size"]), time.localtime(int(out["mtime"])))
+
+        return self._submit(run(), oncomplete, None)
+
+    def aio_execute(self, object_name: str, cls: str, method: str, data: bytes, length: int = 8192,
+                    oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
+        """Callbacks get (completion, output); the return value is the output's length."""
+        self._ready()
+        key, cls, method = require_str(object_name, "object_name"), require_str(cls, "cls"), require_str(method, "method")
+        data, length = require_bytes(data, "data"), require_uint(length, "length", "size_t")
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        nspace = self.nspace
+
+        async def run() -> tuple[int, tuple[Any, ...]]:
+            try:
+                reply = await self._operate(key, self._aio_builder("call", data, cls=cls, method=method), nspace)
+            except ShoalError as exc:
+                return -exc.errno, (None,)
+            if reply.result < 0:
+                return reply.result, (None,)
+            out = reply.out_data(0)
+            if len(out) > length:
+                return -errno.ERANGE, (None,)
+            return len(out), (out,)
+
+        return self._submit(run(), oncomplete, onsafe)
+
+    def operate_aio_write_op(self, write_op: WriteOp, oid: str, oncomplete: AioCallback = None,
+                             onsafe: AioCallback = None, mtime: int = 0,
+                             flags: int = LIBRADOS_OPERATION_NOFLAG) -> Completion:
+        self._ready()
+        if not isinstance(write_op, WriteOp):
+            raise type_error("write_op", "WriteOp", write_op)
+        return self._aio_compound(write_op, require_str(oid, "oid"), oncomplete, onsafe, "write")
+
+    def operate_aio_read_op(self, read_op: ReadOp, oid: str, oncomplete: AioCallback = None,
+                            onsafe: AioCallback = None, flag: int = LIBRADOS_OPERATION_NOFLAG) -> Completion:
+        self._ready()
+        if not isinstance(read_op, ReadOp):
+            raise type_error("read_op", "ReadOp", read_op)
+        return self._aio_compound(read_op, require_str(oid, "oid"), oncomplete, onsafe, "read")
+
+    # Newer spellings some callers use.
+    aio_operate_write_op = operate_aio_write_op
+    aio_operate_read_op = operate_aio_read_op
+
+    def _aio_compound(self, op: WriteOp | ReadOp, oid: str, oncomplete: AioCallback, onsafe: AioCallback,
+                      kind: str) -> Completion:
+        _check_callback(oncomplete, "oncomplete")
+        _check_callback(onsafe, "onsafe")
+        ops, nspace = op._take(), self.nspace
+        what = f"Failed to operate aio {kind} op for oid {oid}"
+
+        async def run() -> tuple[int, tuple[Any, ...]]:
+            try:
+                reply = await self._compound(oid, ops, nspace, what)
+            except ShoalError as exc:
+                return -exc.errno, ()
+            return (min(reply.result, 0) if reply is not None else 0), ()
+
+        return self._submit(run(), oncomplete, onsafe)
+
+    def aio_flush(self) -> None:
+        """Block until every aio op issued on this Ioctx so far has completed."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        for comp in pending:
+            comp.wait_for_complete()
+
+    # -- pool applications and stats ------------------------------------------------------------
+    def application_enable(self, app_name: str, force: bool = False) -> None:
+        self._ready()
+        cmd = {"prefix": "osd pool application enable", "pool": self.name,
+               "app": require_str(app_name, "app_name")}
+        if force:
+            cmd["yes_i_really_mean_it"] = True
+        ret, _, outs = self.rados._mon(cmd)
+        if ret < 0:
+            raise make_ex(ret, "error enabling application")
+
+    def application_list(self) -> list[str]:
+        self._ready()
+        pool = self.rados._pool(self.pool_id)
+        if pool is None:
+            raise make_ex(errno.ENOENT, "error listing applications")
+        return sorted(pool.application)
+
+    def application_metadata_get(self, app_name: str, key: str) -> str:
+        self._ready()
+        pool = self.rados._pool(self.pool_id)
+        meta = pool.application.get(app_name) if pool is not None else None
+        if meta is None:
+            raise make_ex(errno.ENOENT, f"error getting metadata {key} for application {app_name}")
+        if key not in meta:
+            raise KeyError(f"no metadata {key} for application {app_name}")
+        return str(meta[key])
+
+    def application_metadata_set(self, app_name: str, key: str, value: str) -> None:
+        self._ready()
+        ret, _, _ = self.rados._mon({"prefix": "osd pool application set", "pool": self.name,
+                                     "app": require_str(app_name, "app_name"), "key": require_str(key, "key"),
+                                     "value": require_str(value, "value")})
+        if ret < 0:
+            raise make_ex(ret, "error setting application metadata")
+
+    def application_metadata_remove(self, app_name: str, key: str) -> None:
+        self._ready()
+        ret, _, _ = self.rados._mon({"prefix": "osd pool application rm", "pool": self.name,
+                                     "app": require_str(app_name, "app_name"), "key": require_str(key, "key")})
+        if ret < 0:
+            raise make_ex(ret, "error removing application metadata")
+
+    def application_metadata_list(self, app_name: str) -> list[tuple[str, str]]:
+        self._ready()
+        pool = self.rados._pool(self.pool_id)
+        meta = pool.application.get(app_name) if pool is not None else None
+        if meta is None:
+            raise make_ex(errno.ENOENT, "error listing application metadata")
+        return sorted((str(k), str(v)) for k, v in meta.items())
+
+    def get_stats(self) -> dict[str, int]:
+        self._ready()
+        stats = self.rados._pool_stats().get(self.name)
+        if stats is None:
+            raise make_ex(errno.ENOENT, f"Ioctx.get_stats({self.name}): get_stats failed")
+        return stats
+
+    def set_osdmap_full_try(self) -> None:
+        pass  # no full-cluster write blocking to bypass yet
+
+    def unset_osdmap_full_try(self) -> None:
+        pass
+
+    # -- not supported yet: fail clearly with ENOSYS/EOPNOTSUPP -------------------------------------
+    def _unsupported(self, what: str, err: int = errno.ENOSYS) -> Error:
+        return make_ex(err, f"{what}: not supported by this cluster yet")
+
+    def create_self_managed_snap(self) -> int:
+        raise self._unsupported("Failed to create self-managed snapshot")
+
+    def remove_self_managed_snap(self, snap_id: int) -> None:
+        raise self._unsupported("Failed to remove self-managed snapshot")
+
+    def set_self_managed_snap_write(self, snaps: Sequence[int | str]) -> None:
+        if snaps:
+            raise self._unsupported("Failed to update snapshot write context")
+
+    def rollback_self_managed_snap(self, oid: str, snap_id: int) -> None:
+        raise self._unsupported(f"Failed to rollback {oid}")
+
+    def create_snap(self, snap_name: str) -> None:
+        raise self._unsupported(f"Failed to create snap {snap_name}", errno.EOPNOTSUPP)
+
+    def remove_snap(self, snap_name: str) -> None:
+        raise self._unsupported(f"Failed to remove snap {snap_name}", errno.EOPNOTSUPP)
+
+    def lookup_snap(self, snap_name: str) -> Any:
+        raise self._unsupported(f"Failed to lookup snap {snap_name}", errno.EOPNOTSUPP)
+
+    def list_snaps(self) -> Iterator[Any]:
+        return iter(())  # no pool snapshots exist
+
+    def snap_rollback(self, oid: str, snap_name: str) -> None:
+        raise self._unsupported(f"Failed to rollback {oid}", errno.EOPNOTSUPP)
+
+    def watch(self, obj: str, callback: Callable[..., Any], error_callback: Callable[..., Any] | None = None,
+              timeout: int | None = None) -> Any:
+        raise self._unsupported("watch error")
+
+    def notify(self, obj: str, msg: str = "", timeout_ms: int = 5000) -> bool:
+        raise self._unsupported(f"Failed to notify {obj!r}")
+
+    def lock_exclusive(self, key: str, name: str, cookie: str, desc: str = "",
+                       duration: int | None = None, flags: int = 0) -> None:
+        raise self._unsupported(f"Ioctx.rados_lock_exclusive({self.name}): failed to set lock {name} on {key}")
+
+    def lock_shared(self, key: str, name: str, cookie: str, tag: str, desc: str = "",
+                    duration: int | None = None, flags: int = 0) -> None:
+        raise self._unsupported(f"Ioctx.rados_lock_exclusive({self.name}): failed to set lock {name} on {key}")
+
+    def unlock(self, key: str, name: str, cookie: str) -> None:
+        raise self._unsupported(f"Ioctx.rados_lock_exclusive({self.name}): failed to set lock {name} on {key}")
+
+
+def _in_range(key: str, begin: str, end: str) -> bool:
+    return begin <= key < end  # str order of code points == the OSD's UTF-8 byte order
+
+
+def _omap_items(op_name: str, out: dict[str, Any]) -> list[tuple[str, bytes | None]]:
+    if op_name == "omap_get_keys":
+        return [(str(k), None) for k in out.get("keys", [])]
+    if op_name == "omap_get_vals":
+        return [(str(k), bytes(v)) for k, v in out.get("vals", [])]
+    vals = out.get("vals", {})
+    return [(k, bytes(vals[k])) for k in sorted(vals, key=lambda s: str(s).encode())]
+
+
+class ObjectIterator:
+    """Objects of a pool (one namespace, or all with LIBRADOS_ALL_NSPACES), fetched in chunks."""
+
+    def __init__(self, ioctx: Ioctx) -> None:
+        self.ioctx = ioctx
+        nspace = ioctx.nspace
+        self._agen = ioctx.rados._client.list_objects(ioctx.pool_id,
+                                                      None if nspace == LIBRADOS_ALL_NSPACES else nspace)
+        self._buf: list[tuple[str, str]] = []
+        self._done = False
+
+    def __iter__(self) -> ObjectIterator:
+        return self
+
+    async def _pull(self) -> tuple[list[tuple[str, str]], bool]:
+        items: list[tuple[str, str]] = []
+        try:
+            while len(items) < _LIST_CHUNK:
+                items.append(await self._agen.__anext__())
+        except StopAsyncIteration:
+            return items, True
+        return items, False
+
+    def __next__(self) -> Object:
+        while not self._buf:
+            if self._done:
+                raise StopIteration
+            try:
+                self._buf, self._done = self.ioctx.rados._loop.run(self._pull())
+            except ShoalError:
+                # python-rados ends the iteration on a listing error rather than raising.
+                self._done = True
+                raise StopIteration from None
+            self._buf.reverse()
+        nspace, name = self._buf.pop()
+        return Object(self.ioctx, name, "", nspace)
+
+    def __del__(self) -> None:
+        if not self._done:
+            try:
+                self.ioctx.rados._loop.submit(self._agen.aclose())
+            except RuntimeError:
+                pass  # the loop is already gone at interpreter exit
+
+
+class Object:
+    """A rados object used like a file: reads and writes advance `offset`."""
+
+    def __init__(self, ioctx: Ioctx, key: str, locator_key: str | None = None, nspace: str | None = None) -> None:
+        self.key = key
+        self.ioctx = ioctx
+        self.offset = 0
+        self.state = "exists"
+        self.locator_key = locator_key
+        self.nspace = "" if nspace is None else nspace
+
+    def __str__(self) -> str:
+        ns = "--default--" if self.nspace == "" else self.nspace
+        return f"rados.Object(ioctx={self.ioctx},key={self.key},nspace={ns},locator={self.locator_key})"
+
+    def require_object_exists(self) -> None:
+        if self.state != "exists":
+            raise ObjectStateError(f"The object is {self.state}")
+
+    def _io(self) -> Ioctx:
+        # Operations name the namespace explicitly instead of switching the shared Ioctx's,
+        # so concurrent users of the Ioctx are not affected.
+        if self.nspace is None:
+            raise LogicError("Namespace not set properly in context")
+        self.ioctx._ready()
+        return self.ioctx
+
+    def read(self, length: int = 1024 * 1024) -> bytes:
+        self.require_object_exists()
+        io = self._io()
+        ret = io._read(require_str(self.key, "key"), require_uint(length, "length", "size_t"), self.offset,
+                       self.nspace)
+        self.offset += len(ret)
+        return ret
+
+    def write(self, string_to_write: bytes) -> int:
+        self.require_object_exists()
+        io = self._io()
+        ret = io._write(require_str(self.key, "key"), require_bytes(string_to_write, "data"), self.offset,
+                        self.nspace)
+        if ret == 0:
+            self.offset += len(string_to_write)
+        return ret
+
+    def remove(self) -> None:
+        self.require_object_exists()
+        self._io()._remove(self.key, self.nspace)
+        self.state = "removed"
+
+    def stat(self) -> tuple[int, time.struct_time]:
+        self.require_object_exists()
+        return self._io()._stat(self.key, self.nspace)
+
+    def seek(self, position: int) -> None:
+        self.require_object_exists()
+        self.offset = position
+
+    def get_xattr(self, xattr_name: str) -> bytes:
+        self.require_object_exists()
+        return self._io()._get_xattr(self.key, require_str(xattr_name, "xattr_name"), self.nspace)
+
+    def get_xattrs(self) -> Iterator[tuple[str, bytes]]:
+        self.require_object_exists()
+        return self._io()._get_xattrs(self.key, self.nspace)
+
+    def set_xattr(self, xattr_name: str, xattr_value: bytes) -> bool:
+        self.require_object_exists()
+        return self._io()._set_xattr(self.key, require_str(xattr_name, "xattr_name"),
+                                     require_bytes(xattr_value, "xattr_value"), self.nspace)
+
+    def rm_xattr(self, xattr_name: str) -> bool:
+        self.require_object_exists()
+        return self._io()._rm_xattr(self.key, require_str(xattr_name, "xattr_name"), self.nspace)
+
+
+__all__ = ["Ioctx", "Object", "ObjectIterator"]
