@@ -70,6 +70,26 @@ SIGNATURES: tuple[Signature, ...] = (
        help="get value of key <key> of application <app> on pool <poolname>"),
     _s("pg stat", help="show placement group status"),
     _s("pg dump", Arg("dumpcontents", "list", OPT), help="show human-readable versions of pg map"),
+    _s("auth export", Arg("entity", required=OPT),
+       help="write keyring for requested entity, or master keyring if none given"),
+    _s("auth get", Arg("entity"), help="write keyring file with requested key"),
+    _s("auth get-key", Arg("entity"), help="display requested key"),
+    _s("auth print-key", Arg("entity"), help="display requested key"),
+    _s("auth ls", help="list authentication state"),
+    _s("auth list", help="list authentication state"),
+    _s("auth import", help="auth import: read keyring file from -i <file>"),
+    _s("auth add", Arg("entity"), Arg("caps", "list", OPT),
+       help="add auth info for <entity> from input file, or random key if no input is given, "
+            "and/or any caps specified in the command"),
+    _s("auth get-or-create-key", Arg("entity"), Arg("caps", "list", OPT),
+       help="get, or add, key for <name> from system/caps pairs specified in the command.  "
+            "If key already exists, any given caps must match the existing caps for that key."),
+    _s("auth get-or-create", Arg("entity"), Arg("caps", "list", OPT),
+       help="add auth info for <entity> from input file, or random key if no input given, "
+            "and/or any caps specified in the command"),
+    _s("auth caps", Arg("entity"), Arg("caps", "list"), help="update caps for <name> from caps specified in the command"),
+    _s("auth del", Arg("entity"), help="delete all caps for <name>"),
+    _s("auth rm", Arg("entity"), help="remove all caps for <name>"),
 )
 
 # Flags spelled as options on the command line, sent as boolean arguments.

@@ -62,6 +62,10 @@ JSON format was asked, for what plain text shows but Ceph's JSON lacks:
   osd pool create | delete | rm | rename | set | set-quota | application enable | disable |
   set | rm          None; outs as Ceph ("pool 'x' created", "set pool 2 size to 3", ...)
 
+  auth ...          answered by `shoal.mon.commands_auth` from the `auth_db` and `inbuf`
+                     given to `handle_command`; the result is an `AuthCommandResult` whose
+                     `new_auth_db` is the changed database to persist (None: unchanged)
+
 Unknown prefixes get -EINVAL and Ceph's monitor answer "command not known".
 """
 
@@ -71,6 +75,8 @@ import errno
 from typing import Any
 
 from shoal.mon import commands_cluster, commands_osd, commands_pools, commands_poolset
+from shoal.mon.auth_db import AuthDB
+from shoal.mon.commands_auth import AUTH_PREFIXES, auth_command_result
 from shoal.mon.commands_common import CommandError, Handler, Request, encode_json, reply
 from shoal.mon.state import CommandResult, MonState
 
@@ -101,8 +107,13 @@ def command_data(state: MonState, cmd: dict[str, Any], now: float) -> tuple[Comm
         return reply(ret=e.ret, outs=e.outs)
 
 
-def handle_command(state: MonState, cmd: dict[str, Any], now: float) -> CommandResult:
+def handle_command(
+    state: MonState, cmd: dict[str, Any], now: float, *, auth_db: AuthDB | None = None, inbuf: bytes = b""
+) -> CommandResult:
     """Run one command and put its data, formatted as asked, in `outbuf`."""
+    prefix = cmd.get("prefix")
+    if isinstance(prefix, str) and prefix in AUTH_PREFIXES:
+        return auth_command_result(auth_db, cmd, inbuf, now)
     result, data = command_data(state, cmd, now)
     if data is None or result.ret < 0:
         return result

@@ -25,6 +25,7 @@ show them; the monitor adds them only when the client asked for plain text):
   (the osd dump's [{"begin", "length"}] list), or {"pools": [...], "removed_snaps_queue": [...]}
   shaped like `osd dump`.
 * `osd tree`: a bucket may carry `crush_weight`; otherwise its weight is the sum of its items'.
+* `mon stat`: `_mon_addrs` ({name: {"addrvec": [...]}}) and `_election_epoch`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from typing import Any
 
 from shoal.mon.render_auth import auth_get_status, render_auth_key, render_auth_ls, render_keyring
 from shoal.mon.render_df import render_df
-from shoal.mon.render_monmap import mon_dump_status, render_fsid, render_mon_dump
+from shoal.mon.render_monmap import (
+    mon_dump_status,
+    render_fsid,
+    render_mon_dump,
+    render_mon_stat,
+    render_version,
+)
 from shoal.mon.render_osdmap import (
     render_application_get,
     render_osd_dump,
@@ -74,12 +81,14 @@ _RENDERERS: dict[str, Renderer] = {
     "osd ls": lambda cmd, d: render_osd_ls(d),
     "osd map": lambda cmd, d: render_osd_map(d),
     "osd pool ls": lambda cmd, d: render_pool_ls(d, _detail(cmd)),
-    "osd lspools": lambda cmd, d: render_pool_ls([p["poolname"] for p in d], False),
+    "osd lspools": lambda cmd, d: "".join(f"{p['poolnum']} {p['poolname']}\n" for p in d),
     "osd pool get": lambda cmd, d: render_pool_get(d),
     "osd pool get-quota": lambda cmd, d: render_pool_quota(d),
     "osd pool application get": lambda cmd, d: render_application_get(d),
     "mon dump": lambda cmd, d: render_mon_dump(d),
+    "mon stat": lambda cmd, d: render_mon_stat(d),
     "fsid": lambda cmd, d: render_fsid(d),
+    "version": lambda cmd, d: render_version(d),
     "auth get": lambda cmd, d: render_keyring(d, with_caps=True),
     "auth export": lambda cmd, d: render_keyring(d, with_caps=True),
     "auth get-or-create": lambda cmd, d: render_keyring(d, with_caps=False),
@@ -88,7 +97,7 @@ _RENDERERS: dict[str, Renderer] = {
     "auth get-key": lambda cmd, d: render_auth_key(d),
     "auth print-key": lambda cmd, d: render_auth_key(d),
 }
-_ALIASES = {"s": "status", "osd pool stats": "osd pool stats", "auth print_key": "auth print-key"}
+_ALIASES = {"s": "status", "auth print_key": "auth print-key"}
 
 
 def json_fallback(data: Any) -> str:

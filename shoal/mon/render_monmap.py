@@ -30,5 +30,26 @@ def mon_dump_status(d: Mapping[str, Any]) -> str:
     return f"dumped monmap epoch {d.get('epoch', 0)}\n"
 
 
+def render_mon_stat(d: Mapping[str, Any]) -> str:
+    """"e1: 1 mons at {a=[v2:...,v1:...]} removed_ranks: {}, election epoch 3, leader 0 a, quorum 0 a".
+
+    Ceph's JSON lacks the addresses and the election epoch: the document carries them as
+    `_mon_addrs` ({name: {"addrvec": [...]}}) and `_election_epoch`.
+    """
+    addrs = d.get("_mon_addrs") or {}
+    quorum = sorted(d.get("quorum") or [], key=lambda m: m["rank"])
+    names = sorted(addrs) if addrs else [m["name"] for m in quorum]
+    mons = ",".join(f"{n}={addrvec_text(addrs.get(n))}" for n in names)
+    leader = d.get("leader", "")
+    leader_rank = next((m["rank"] for m in quorum if m["name"] == leader), 0)
+    return (f"e{d.get('epoch', 0)}: {d.get('num_mons', len(names))} mons at {{{mons}}} removed_ranks: {{}}, "
+            f"election epoch {d.get('_election_epoch', 0)}, leader {leader_rank} {leader}, "
+            f"quorum {','.join(str(m['rank']) for m in quorum)} {','.join(m['name'] for m in quorum)}\n")
+
+
+def render_version(d: Any) -> str:
+    return f"{d['version'] if isinstance(d, Mapping) else d}\n"
+
+
 def render_fsid(d: Any) -> str:
     return f"{d['fsid'] if isinstance(d, Mapping) else d}\n"

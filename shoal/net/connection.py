@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shoal.errors import ProtocolError, Shutdown
-from shoal.wire.frame import Frame, FrameDecoder, encode_frame
+from shoal.wire.frame import Frame, FrameDecoder, Opener, Sealer, encode_frame
 
 log = logging.getLogger("shoal.net")
 
@@ -43,6 +43,7 @@ class Connection(asyncio.BufferedProtocol):
         # Frames queued in one loop iteration leave in one writelines() (one syscall).
         self._out: list[bytes | bytearray | memoryview] = []
         self._loop = asyncio.get_running_loop()
+        self.sealer: Sealer | None = None
 
     # -- protocol callbacks ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -56,6 +57,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.decoder.get_buffer()
+
+    def install_session(self, sealer: Sealer, opener: Opener) -> None:
+        """From now on every frame is sealed both ways (after the auth handshake)."""
+        self.sealer = sealer
+        self.decoder.opener = opener
+        self.buffer_updated(0)  # sealed frames that arrived early were waiting for the opener
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
@@ -119,7 +126,7 @@ class Connection(asyncio.BufferedProtocol):
             raise Shutdown(f"connection to {self.peer or self.name} closed")
         if not self._out:
             self._loop.call_soon(self._flush)
-        self._out.extend(encode_frame(type_, meta, data))
+        self._out.extend(encode_frame(type_, meta, data, sealer=self.sealer))
 
     def _flush(self) -> None:
         out, self._out = self._out, []

@@ -7,6 +7,9 @@ A frame is::
     meta    msgpack map (operation descriptions, small values)
     data    raw payload bytes (object data), never re-encoded
     crc     u32 crc32c over header + meta + data
+    tag     16 bytes, only in sealed frames (flag SEALED): the AES-GCM tag of the
+            connection's session (shoal/auth/session.py); meta and data are then
+            authenticated, and in secure mode encrypted
 
 Keeping the payload out of msgpack lets senders hand it to the socket as is and
 receivers land it straight in its own buffer (see `FrameDecoder.get_buffer`).
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import crc32c
 import msgpack
@@ -27,8 +30,18 @@ MAGIC = b"SH"
 VERSION = 1
 HEADER = struct.Struct("<2sBBHHII")
 TRAILER = struct.Struct("<I")
+TAG_LEN = 16
 MAX_META = 16 << 20
 MAX_DATA = 128 << 20
+FLAG_SEALED = 1
+
+
+class Sealer(Protocol):
+    def seal(self, header: bytes, meta: bytes, data: Any = b"") -> tuple[bytes, Any, bytes]: ...
+
+
+class Opener(Protocol):
+    def open(self, header: Any, meta: Any, data: Any, tag: Any) -> tuple[bytes, Any]: ...
 
 
 @dataclass(slots=True)
@@ -44,20 +57,27 @@ def pack_meta(meta: dict[str, Any]) -> bytes:
 
 
 def encode_frame(type_: int, meta: dict[str, Any], data: bytes | bytearray | memoryview = b"",
-                 flags: int = 0) -> list[bytes | bytearray | memoryview]:
-    """Buffers to write, in order; the payload is passed through uncopied."""
+                 flags: int = 0, sealer: Sealer | None = None) -> list[bytes | bytearray | memoryview]:
+    """Buffers to write, in order; the payload is passed through uncopied (unless encrypted)."""
     m = pack_meta(meta)
-    header = HEADER.pack(MAGIC, VERSION, flags, type_, 0, len(m), len(data))
+    tag = b""
+    if sealer is not None:
+        flags |= FLAG_SEALED
+        header = HEADER.pack(MAGIC, VERSION, flags, type_, 0, len(m), len(data))
+        m, data, tag = sealer.seal(header, m, data)
+    else:
+        header = HEADER.pack(MAGIC, VERSION, flags, type_, 0, len(m), len(data))
     crc = crc32c.crc32c(header)
     crc = crc32c.crc32c(m, crc)
     if data:
         crc = crc32c.crc32c(data, crc)
-        return [header + m, data, TRAILER.pack(crc)]
-    return [header + m + TRAILER.pack(crc)]
+        return [header + m, data, TRAILER.pack(crc) + tag]
+    return [header + m + TRAILER.pack(crc) + tag]
 
 
-def frame_bytes(type_: int, meta: dict[str, Any], data: bytes = b"", flags: int = 0) -> bytes:
-    return b"".join(bytes(b) for b in encode_frame(type_, meta, data, flags))
+def frame_bytes(type_: int, meta: dict[str, Any], data: bytes = b"", flags: int = 0,
+                sealer: Sealer | None = None) -> bytes:
+    return b"".join(bytes(b) for b in encode_frame(type_, meta, data, flags, sealer))
 
 
 class FrameDecoder:
@@ -82,7 +102,11 @@ class FrameDecoder:
         self._data_got = 0
         self._hdr: tuple[int, int, int, int] = (0, 0, 0, 0)  # flags, type, meta_len, data_len
         self._meta_raw = b""
+        self._hdr_raw = b""
         self._crc = 0
+        # Set once the connection's handshake is done; from then on every frame must be
+        # sealed. A sealed frame arriving before it is installed waits in the buffer.
+        self.opener: Opener | None = None
 
     # -- buffer protocol ---------------------------------------------------------
     def get_buffer(self) -> memoryview:
@@ -143,8 +167,14 @@ class FrameDecoder:
         if avail < HEADER.size:
             return None
         flags, type_, meta_len, data_len = self._header()
+        sealed = bool(flags & FLAG_SEALED)
+        if sealed and self.opener is None:
+            return None  # wait until the handshake installs the opener
+        if not sealed and self.opener is not None:
+            raise ProtocolError("unsealed frame on an authenticated connection")
         body = HEADER.size + meta_len
-        total = body + data_len + TRAILER.size
+        trailer = TRAILER.size + (TAG_LEN if sealed else 0)
+        total = body + data_len + trailer
         if avail >= total:  # the whole frame is here
             view = memoryview(self._buf)
             s = self._start
@@ -152,8 +182,14 @@ class FrameDecoder:
             (want,) = TRAILER.unpack_from(self._buf, s + body + data_len)
             if crc != want:
                 raise ProtocolError("frame checksum mismatch")
-            meta = _unpack_meta(view[s + HEADER.size:s + body])
-            data = bytes(view[s + body:s + body + data_len]) if data_len else b""
+            meta_raw: Any = view[s + HEADER.size:s + body]
+            data: Any = bytes(view[s + body:s + body + data_len]) if data_len else b""
+            if sealed:
+                assert self.opener is not None
+                tag_at = s + body + data_len + TRAILER.size
+                meta_raw, data = self.opener.open(bytes(view[s:s + HEADER.size]), bytes(meta_raw), data,
+                                                  bytes(view[tag_at:tag_at + TAG_LEN]))
+            meta = _unpack_meta(meta_raw)
             self._start += total
             if self._start == self._end:
                 self._start = self._end = 0
@@ -163,6 +199,7 @@ class FrameDecoder:
             view = memoryview(self._buf)
             s = self._start
             self._hdr = (flags, type_, meta_len, data_len)
+            self._hdr_raw = bytes(view[s:s + HEADER.size])
             self._crc = crc32c.crc32c(view[s:s + body])
             self._meta_raw = bytes(view[s + HEADER.size:s + body])
             self._data = bytearray(data_len)
@@ -172,25 +209,33 @@ class FrameDecoder:
             self._start += body + have
             return self._streaming_step()
         if total > len(self._buf) - self._start:
-            self._make_room(min(total, body + TRAILER.size) if data_len >= self.STREAM_MIN else total)
+            self._make_room(min(total, body + trailer) if data_len >= self.STREAM_MIN else total)
         return None
 
     def _streaming_step(self) -> Frame | None:
         assert self._data is not None
         if self._data_got < len(self._data):
             return None
-        if self._end - self._start < TRAILER.size:
-            if len(self._buf) - self._start < TRAILER.size:
-                self._make_room(TRAILER.size)
+        flags, type_, _meta_len, _data_len = self._hdr
+        sealed = bool(flags & FLAG_SEALED)
+        trailer = TRAILER.size + (TAG_LEN if sealed else 0)
+        if self._end - self._start < trailer:
+            if len(self._buf) - self._start < trailer:
+                self._make_room(trailer)
             return None
         (want,) = TRAILER.unpack_from(self._buf, self._start)
-        self._start += TRAILER.size
+        tag = bytes(self._buf[self._start + TRAILER.size:self._start + trailer])
+        self._start += trailer
         crc = crc32c.crc32c(self._data, self._crc)
         if crc != want:
             raise ProtocolError("frame checksum mismatch")
-        flags, type_, _meta_len, _data_len = self._hdr
+        data: Any
         data, self._data = self._data, None
-        return Frame(type_, _unpack_meta(self._meta_raw), data, flags)
+        meta_raw: Any = self._meta_raw
+        if sealed:
+            assert self.opener is not None
+            meta_raw, data = self.opener.open(self._hdr_raw, meta_raw, data, tag)
+        return Frame(type_, _unpack_meta(meta_raw), data, flags)
 
 
 def _unpack_meta(raw: bytes | memoryview) -> dict[str, Any]:

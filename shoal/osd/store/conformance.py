@@ -614,7 +614,7 @@ CHECKS: dict[str, Callable[[ObjectStore], None]] = {
 
 def check_object_store(make_store: Callable[[], ObjectStore], only: list[str] | None = None) -> None:
     """Runs every check (or those named in `only`), each on a fresh mounted store."""
-    for name, fn in CHECKS.items():
+    for name in CHECKS:
         if only is not None and name not in only:
             continue
         run_check(make_store, name)

@@ -6,9 +6,11 @@ test. Contents survive umount/mount (like a disk), not the process. Data is held
 densely up to the last written byte: a write at a huge offset allocates the hole; a
 truncate that grows the object does not.
 
-Atomicity: a batch runs under the store lock with an undo list; every object, metadata
-dict or log is copied the first time the batch touches it, so rolling back is putting
-the originals back. Readers take the same lock and never see a half-applied batch.
+Atomicity: a batch runs under the store lock with an undo list. The first time a batch
+touches an object, metadata dict or log it works on a copy (an object's copy shares its
+data bytearray: copying 4 MiB for a 4 KiB write would make the twin slow), and each
+data change records the bytes it replaces. Rolling back replays the undo list
+backwards. Readers take the same lock and never see a half-applied batch.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class _Obj:
         self.omap: dict[str, bytes] = {}
         self.header = b""
 
-    def copy(self) -> _Obj:
+    def copy(self, share_data: bool = False) -> _Obj:
         o = _Obj()
-        o.data = bytearray(self.data)
+        o.data = self.data if share_data else bytearray(self.data)
         o.size, o.mtime, o.header = self.size, self.mtime, self.header
         o.xattrs, o.omap = dict(self.xattrs), dict(self.omap)
         return o
@@ -132,7 +134,7 @@ class MemoryStore(ObjectStore):
             b.copied.add(key)
             b.undo.append(_restore_obj(c, oid, o))
             if o is not None:
-                o = c.objects[oid] = o.copy()
+                o = c.objects[oid] = o.copy(share_data=True)
         if o is None:
             if not create:
                 raise not_found(coll, oid, op)
@@ -176,6 +178,7 @@ class MemoryStore(ObjectStore):
         o = self._obj(b, coll, oid, "write", create=True)
         if not len(data):
             return  # like Ceph: a zero-length write creates the object, nothing more
+        _save_range(b, o, offset, offset + len(data))
         if len(o.data) < offset:
             o.data.extend(bytes(offset - len(o.data)))
         o.data[offset:offset + len(data)] = data
@@ -186,6 +189,7 @@ class MemoryStore(ObjectStore):
         end = min(offset + length, o.size)
         if end <= offset:
             return
+        _save_range(b, o, offset, end if end < len(o.data) else len(o.data))
         if end >= len(o.data):
             del o.data[offset:]  # the tail reads as zeros anyway
         else:
@@ -193,6 +197,7 @@ class MemoryStore(ObjectStore):
 
     def _op_truncate(self, b: _Batch, coll: str, oid: ObjectId, size: int) -> None:
         o = self._obj(b, coll, oid, "truncate", create=True)
+        _save_range(b, o, size, len(o.data))
         del o.data[size:]
         o.size = size
 
@@ -387,6 +392,21 @@ class MemoryStore(ObjectStore):
             o = self._read_obj(coll, oid, "checksum")
             chunks = itertools.chain([bytes(o.data)], zero_chunks(o.size - len(o.data)))
             return object_checksum(o.size, chunks, o.xattrs, o.omap, o.header)
+
+
+def _save_range(b: _Batch, o: _Obj, start: int, end: int) -> None:
+    """Records how to put back o.data's length and its bytes [start, end) as they are now."""
+    data, old_len = o.data, len(o.data)
+    saved = bytes(data[start:min(end, old_len)])
+
+    def undo() -> None:
+        if len(data) > old_len:
+            del data[old_len:]
+        elif len(data) < old_len:
+            data.extend(bytes(old_len - len(data)))
+        data[start:start + len(saved)] = saved
+
+    b.undo.append(undo)
 
 
 def _restore_obj(c: _Coll, oid: ObjectId, original: _Obj | None) -> Callable[[], None]:

@@ -48,7 +48,15 @@ from shoal.osd.store.base import (
     read_range,
     zero_chunks,
 )
-from shoal.osd.store.transaction import ObjectId, Transaction, check_coll, check_int, check_oid, check_str
+from shoal.osd.store.transaction import (
+    MAX_OBJECT_SIZE,
+    ObjectId,
+    Transaction,
+    check_coll,
+    check_int,
+    check_oid,
+    check_str,
+)
 
 MAGIC = "shoal-objectstore"
 FORMAT_VERSION = 1
@@ -85,6 +93,11 @@ _SCHEMA = [
     " PRIMARY KEY(cid, seq)) WITHOUT ROWID",
 ]
 
+_READ = (
+    "SELECT o.size, e.blkno, b.crc, b.data FROM collections c JOIN objects o ON o.cid = c.cid"
+    " LEFT JOIN extents e ON e.oid = o.oid AND e.blkno BETWEEN ? AND ? LEFT JOIN blocks b ON b.bid = e.bid"
+    " WHERE c.name = ? AND o.nspace = ? AND o.name = ? AND o.snap = ? ORDER BY e.blkno"
+)
 _OBJ_BY_NAME = (
     "SELECT o.oid, o.size, o.mtime, o.header FROM collections c JOIN objects o ON o.cid = c.cid"
     " WHERE c.name = ? AND o.nspace = ? AND o.name = ? AND o.snap = ?"
@@ -198,6 +211,13 @@ class SqliteStore(ObjectStore):
                 ("block_size", self._bs), ("created", time.time()),
             ])
             c.execute("COMMIT")
+            # the new files' directory entries must survive a power loss too
+            for d in (self.path, os.path.dirname(os.path.abspath(self.path))):
+                fd = os.open(d, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             return
         if "store_meta" not in tables:
             raise Corrupt(f"{self.db_path} is a SQLite database but not a Shoal object store")
@@ -579,21 +599,40 @@ class SqliteStore(ObjectStore):
 
     def read(self, coll: str, oid: ObjectId, offset: int, length: int) -> bytes:
         check_read_args(coll, oid, offset, length)
-        with self._snapshot() as c:
-            orow, size, _, _ = self._row(c, coll, oid, "read")
-            start, end = read_range(size, offset, length)
-            if start == end:
-                return b""
-            return b"".join(self._data(c, coll, oid, orow, start, end))
+        bs = self._bs
+        hi = (offset + length - 1) // bs if length else MAX_OBJECT_SIZE // bs
+        # One statement (its own read transaction, so one consistent state) instead of
+        # BEGIN + object lookup + block query + COMMIT: small reads are Python-bound.
+        c = self._rconn()
+        try:
+            rows = c.execute(_READ, (offset // bs, hi, _u(coll), *_key(oid))).fetchall()
+        except sqlite3.Error as e:
+            raise _sqlite_error(e, "read") from e
+        if not rows:
+            with self._snapshot() as c2:
+                if not c2.execute("SELECT 1 FROM collections WHERE name = ?", (_u(coll),)).fetchone():
+                    raise not_found(coll, op="read")
+            raise not_found(coll, oid, "read")
+        start, end = read_range(int(rows[0][0]), offset, length)
+        if start == end:
+            return b""
+        blocks = [(b, crc, data) for _, b, crc, data in rows if b is not None]
+        return b"".join(self._pieces(coll, oid, blocks, start, end))
 
     def _data(self, c: sqlite3.Connection, coll: str, oid: ObjectId, orow: int,
               start: int, end: int) -> Iterator[bytes | memoryview]:
-        """Pieces covering [start, end), holes as zeros, every block's crc verified."""
+        blocks = c.execute("SELECT e.blkno, b.crc, b.data FROM extents e JOIN blocks b ON b.bid = e.bid"
+                           " WHERE e.oid = ? AND e.blkno BETWEEN ? AND ?",
+                           (orow, start // self._bs, (end - 1) // self._bs))
+        return self._pieces(coll, oid, blocks, start, end)
+
+    def _pieces(self, coll: str, oid: ObjectId, blocks: Iterable[tuple[int, int, bytes]],
+                start: int, end: int) -> Iterator[bytes | memoryview]:
+        """Pieces covering [start, end) from blocks in ascending order, holes as zeros,
+        every block's crc verified."""
         bs = self._bs
         pos = start
-        for blkno, crc, data in c.execute(
-                "SELECT e.blkno, b.crc, b.data FROM extents e JOIN blocks b ON b.bid = e.bid"
-                " WHERE e.oid = ? AND e.blkno BETWEEN ? AND ?", (orow, start // bs, (end - 1) // bs)):
+        for blkno, crc, data in blocks:
             if crc32c.crc32c(data) != crc:
                 raise Corrupt(f"read: object {oid} in collection {coll}: block {blkno} "
                               f"(bytes {blkno * bs}~{bs}) fails its crc32c check")

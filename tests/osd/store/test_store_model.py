@@ -22,7 +22,7 @@ from shoal.osd.store.base import ObjectStore, object_checksum
 from shoal.osd.store.conformance import dump_store
 from shoal.osd.store.memory import MemoryStore
 from shoal.osd.store.sqlite_store import SqliteStore
-from shoal.osd.store.transaction import HEAD, ObjectId, Transaction
+from shoal.osd.store.transaction import ObjectId, Transaction
 
 Op = tuple[Any, ...]
 
