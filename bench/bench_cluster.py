@@ -8,8 +8,9 @@ In one run, on this machine:
 2. drives I/O through the client core in this process (`RadosClient.operate` on the
    client loop, 16 ops in flight as coroutines, not threads), like `rados bench -t 16`:
    4 MiB writefull of new objects, 4 MiB sequential and random reads of them, 4 KiB
-   writefull of new objects and random reads of them; and, RBD-like, 4 KiB writes and
-   reads at random offsets inside the 4 MiB objects. Each workload is time-bounded
+   writefull of new objects and random reads of them (len=4096 as rados bench, and
+   len=0 "whole object"); and, RBD-like, 4 KiB writes and reads at random offsets
+   inside the 4 MiB objects. Each workload is time-bounded
    (10 s, --quick 3 s; the sequential read stops early when every object was read once)
    and reports MB/s (10^6 bytes), IOPS, average and p99 latency and the CPU used by each
    daemon, the client and the rest of the box;
@@ -110,6 +111,7 @@ class Workload:
     cpu: dict[str, float] = field(default_factory=dict)  # fraction of one core
     rss_peak_mib: dict[str, float] = field(default_factory=dict)
     first_error: str = ""
+    others_before: float | None = None  # --wait-quiet: CPU of other processes just before (cores)
 
     def finish(self, lat: list[float], elapsed: float) -> None:
         self.seconds = elapsed
@@ -163,8 +165,9 @@ async def drive(client: RadosClient, pool_id: int, wl: Workload, seconds: float,
 class Bench:
     def __init__(self, cluster: TestCluster, client: RadosClient, loop: LoopThread, pool_id: int,
                  seconds: float, sampler: ProcSampler, cpu_pids: dict[str, int], profile_dir: str | None,
-                 seed: int, profile_native: bool = False) -> None:
+                 seed: int, profile_native: bool = False, wait_quiet: float = 0.0) -> None:
         self.c = cluster
+        self.wait_quiet = wait_quiet
         self.profile_native = profile_native
         self.client = client
         self.loop = loop
@@ -180,6 +183,8 @@ class Bench:
 
     def run(self, wl: Workload, next_job: Callable[[], Job | None], seconds: float | None = None) -> Workload:
         seconds = self.seconds if seconds is None else seconds
+        if self.wait_quiet:
+            wl.others_before = wait_for_quiet(self.wait_quiet, exclude=self.cpu_pids)
         spies = self._start_profilers(wl.name, seconds) if self.profile_dir else []
         cpu = CpuWindow(self.cpu_pids)
         self.sampler.new_window()
@@ -234,7 +239,7 @@ class Bench:
             if oid is None:
                 return None
             b = OpBuilder()
-            b.add("read", off=0, len=0)
+            b.add("read", off=0, len=4 * MiB)  # rados bench reads op_size bytes
             return oid, b, 4 * MiB
 
         return self.run(Workload("seq read 4M" if sequential else "rand read 4M", 4 * MiB), job)
@@ -252,15 +257,18 @@ class Bench:
 
         return self.run(Workload("write 4K (new objects)", 4 * KiB), job)
 
-    def read_4k(self) -> Workload:
+    def read_4k(self, whole: bool = False) -> Workload:
+        """Random reads of the 4 KiB objects: len=4096 as rados bench does, or len=0
+        ("to the end", the OSD does not know the size up front)."""
         names = list(self.objects_4k)
+        length = 0 if whole else 4 * KiB
 
         def job() -> Job:
             b = OpBuilder()
-            b.add("read", off=0, len=0)
+            b.add("read", off=0, len=length)
             return self.rnd.choice(names), b, 4 * KiB
 
-        return self.run(Workload("rand read 4K (4K objs)", 4 * KiB), job)
+        return self.run(Workload("rand read 4K len=0" if whole else "rand read 4K (4K objs)", 4 * KiB), job)
 
     def overwrite_4k(self) -> Workload:
         data = os.urandom(4 * KiB)
@@ -339,6 +347,8 @@ def summary_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
          "raw": raw["write_4k_fsync_qd1"]["iops"]},
         {"key": "read_4k_iops", "label": "4K rand read 4K objs, t16 (IOPS)",
          "v": get("rand read 4K (4K objs)", "iops"), "raw": raw["read_4k_rand_warm_qd1"]["iops"]},
+        {"key": "read_4k_whole_iops", "label": "  same, read len=0 (whole object) (IOPS)",
+         "v": get("rand read 4K len=0", "iops"), "raw": raw["read_4k_rand_warm_qd1"]["iops"]},
         {"key": "overwrite_4k_iops", "label": "4K rand write in 4M objs, t16 (IOPS)",
          "v": get("rand write 4K in 4M objs", "iops"), "raw": raw["write_4k_fsync_qd1"]["iops"]},
         {"key": "read_4k_in_4m_iops", "label": "4K rand read in 4M objs, t16 (IOPS)",
@@ -371,6 +381,8 @@ def ceph_this_run(res: dict[str, Any], key: str) -> float | None:
 
 def print_report(res: dict[str, Any]) -> None:
     rows = summary_rows(res)
+    dirty = f", working tree differs in {', '.join(res['dirty_files'])}" if res.get("dirty_files") else ""
+    print(f"\nShoal {res['commit']}{dirty}; {res['date']}; {res['seconds_per_workload']:g} s per workload")
     with_ceph = bool((res.get("ceph") or {}).get("workloads"))
     res["summary"] = []
     print()
@@ -440,19 +452,28 @@ def _fs_of(path: str) -> str:
         return "?"
 
 
-def _commit() -> str:
+def _git(*argv: str) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "?"
+        return ""
+
+
+def _code_state() -> dict[str, Any]:
+    """HEAD, and which files under shoal/ differ from it (the benchmark runs the working tree)."""
+    import hashlib
+
+    dirty = [line[3:] for line in _git("status", "--porcelain", "--", "shoal").splitlines()]
+    diff = _git("diff", "HEAD", "--", "shoal")
+    return {"commit": _git("rev-parse", "--short", "HEAD").strip() or "?", "dirty_files": dirty,
+            "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else ""}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     res: dict[str, Any] = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": _commit(), "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        **_code_state(), "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "loadavg_before": os.getloadavg(), "seconds_per_workload": seconds, "inflight": INFLIGHT,
         "quick": bool(args.quick), "osds": OSDS, "pg_num": PG_NUM,
     }
@@ -505,13 +526,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "client": os.getpid()}
         assert all(p is not None for p in cpu_pids.values())
         b = Bench(c, client, loop, pool.id, seconds, sampler, cpu_pids,  # type: ignore[arg-type]
-                  args.profile, args.seed, args.profile_native)
+                  args.profile, args.seed, args.profile_native, args.wait_quiet)
         print(f"workloads, {INFLIGHT} in flight, {seconds:g} s each:", flush=True)
         b.write_4m()
         b.read_4m(sequential=True)
         b.read_4m(sequential=False)
         b.write_4k()
         b.read_4k()
+        b.read_4k(whole=True)
         b.overwrite_4k()
         b.read_4k_in_4m()
         res["workloads"] = [asdict(w) for w in b.results]
@@ -546,6 +568,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         res["ceph"] = realceph_bench.run(seconds, base_dir=args.dir)
     res["loadavg_after"] = os.getloadavg()
+    end = _code_state()
+    if (end["commit"], end["diff_sha256"]) != (res["commit"], res["diff_sha256"]):
+        res["code_changed_during_run"] = end
+        print(f"WARNING: the code changed during the run (now {end['commit']}, dirty {end['dirty_files']}); "
+              "the daemons may not run the code this process imported", flush=True)
     return res
 
 
@@ -562,7 +589,8 @@ def main() -> None:
                    help="with --profile: py-spy --native at 100 Hz (shows C frames: uvloop, sqlite, msgpack)")
     p.add_argument("--with-ceph", action="store_true", help="also run rados bench against a real Ceph cluster")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                   help="first wait up to S seconds until other processes use < 0.25 cores")
+                   help="before the run and each workload, wait up to S seconds until other processes "
+                        "use < 0.25 cores (the box is shared)")
     p.add_argument("--seed", type=int, default=1, help="seed of the random object/offset choices")
     args = p.parse_args()
     res = run(args)

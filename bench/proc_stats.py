@@ -126,13 +126,17 @@ class ProcSampler(threading.Thread):
         self.sample()
 
 
-def wait_for_quiet(max_wait: float, threshold: float = 0.25, probe: float = 2.0) -> float:
-    """Waits (up to max_wait s) until the whole box uses less than `threshold` cores over
-    `probe` seconds; returns the last measured load in cores."""
+def wait_for_quiet(max_wait: float, threshold: float = 0.25, probe: float = 2.0,
+                   exclude: dict[str, int] | None = None) -> float:
+    """Waits (up to max_wait s) until processes other than `exclude` use less than
+    `threshold` cores over `probe` seconds; returns the last measured load in cores."""
     deadline = time.monotonic() + max_wait
+    pids = exclude or {}
     while True:
         b0, _ = system_busy_seconds()
+        ours0 = sum(cpu_seconds(p) for p in pids.values())
         time.sleep(probe)
-        busy = (system_busy_seconds()[0] - b0) / probe
+        ours = sum(cpu_seconds(p) for p in pids.values()) - ours0
+        busy = max(0.0, (system_busy_seconds()[0] - b0 - ours) / probe)
         if busy < threshold or time.monotonic() >= deadline:
             return busy

@@ -54,8 +54,10 @@ def load(path: str) -> list[tuple[list[tuple[str, str, str]], int]]:
     return stacks
 
 
-def summarize(path: str, top: int = 15, rate: float = 200.0) -> str:
-    stacks = load(path)
+def summarize(path: str | list[str], top: int = 15, rate: float = 200.0) -> str:
+    """Summary of one profile, or of several merged (e.g. the three OSDs of one workload)."""
+    paths = [path] if isinstance(path, str) else path
+    stacks = [s for p in paths for s in load(p)]
     total = sum(n for _, n in stacks)
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
@@ -64,10 +66,11 @@ def summarize(path: str, top: int = 15, rate: float = 200.0) -> str:
         func, file, line = frames[-1]
         leaf[f"{func} ({file}:{line})"] += n
         mine = next((fr for fr in reversed(frames) if fr[1].startswith("shoal/")), None)
-        ours["(no shoal frame) " + f"{func} ({file})" if mine is None else f"{mine[0]} ({mine[1]}:{mine[2]})"] += n
+        ours[f"(no shoal frame) {func} ({file})" if mine is None else f"{mine[0]} ({mine[1]}:{mine[2]})"] += n
         for key in {f"{fn} ({fl})" for fn, fl, _ in frames}:
             incl[key] += n
-    out = [f"== {os.path.basename(path)}: {total} samples = {total / rate:.1f} thread-s"]
+    name = " + ".join(os.path.basename(p) for p in paths)
+    out = [f"== {name}: {total} samples = {total / rate:.1f} thread-s"]
     for title, counter in (("self (leaf frame)", leaf), ("shoal self (innermost shoal/ frame)", ours),
                            ("inclusive (function on stack)", incl)):
         out.append(f"-- {title}")
@@ -77,8 +80,17 @@ def summarize(path: str, top: int = 15, rate: float = 200.0) -> str:
 
 
 def summarize_dir(directory: str, top: int = 15, rate: float = 200.0) -> str:
-    parts = [summarize(os.path.join(directory, name), top, rate)
-             for name in sorted(os.listdir(directory)) if name.endswith(".txt") and name != "summary.txt"]
+    """Per workload: the OSDs merged, then the client; written to DIRECTORY/summary.txt."""
+    files = sorted(n for n in os.listdir(directory) if n.endswith(".txt") and n != "summary.txt")
+    workloads = sorted({n.split(".", 1)[0] for n in files})
+    parts = []
+    for wl in workloads:
+        osds = [os.path.join(directory, n) for n in files if n.startswith(f"{wl}.osd.")]
+        if osds:
+            parts.append(summarize(osds, top, rate))
+        client = os.path.join(directory, f"{wl}.client.txt")
+        if os.path.exists(client):
+            parts.append(summarize(client, top, rate))
     text = "\n\n".join(parts)
     with open(os.path.join(directory, "summary.txt"), "w") as f:
         f.write(text + "\n")
@@ -87,12 +99,12 @@ def summarize_dir(directory: str, top: int = 15, rate: float = 200.0) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path")
+    p.add_argument("path", nargs="+", help="a directory, or profile files (merged)")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--rate", type=float, default=200.0)
     args = p.parse_args()
-    if os.path.isdir(args.path):
-        print(summarize_dir(args.path, args.top, args.rate))
+    if len(args.path) == 1 and os.path.isdir(args.path[0]):
+        print(summarize_dir(args.path[0], args.top, args.rate))
     else:
         print(summarize(args.path, args.top, args.rate))
 

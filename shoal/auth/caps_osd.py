@@ -268,17 +268,14 @@ class _OSDParser:
         return self.sc.first(tag_only, ns_tag, pool_ns_prefix, pool_prefix)
 
     def rwx_letters(self) -> int:
-        sc = self.sc
-
-        def r_then_w() -> int:
-            sc.lit("r")
-            return CAP_R | (CAP_W if sc.attempt(lambda: sc.lit("w"))[0] else 0)
-
-        def rw_part() -> int:
-            bits = sc.first(r_then_w, lambda: (sc.lit("w"), CAP_W)[1])
-            return bits | (CAP_X if sc.attempt(lambda: sc.lit("x"))[0] else 0)
-
-        return sc.first(rw_part, lambda: (sc.lit("x"), CAP_X)[1])
+        """`r || w || x`: at least one of r, w, x, in that order."""
+        bits = 0
+        for letter, bit in (("r", CAP_R), ("w", CAP_W), ("x", CAP_X)):
+            if self.sc.attempt(lambda letter=letter: self.sc.lit(letter))[0]:
+                bits |= bit
+        if not bits:
+            raise NoMatch
+        return bits
 
     def rwxa(self) -> int:
         sc = self.sc

@@ -7,7 +7,7 @@ session key *now* (timestamp within the clock-skew window, never seen before)::
 
     C->S HELLO        {"entity": str, "auth": ["cephx"], "service": "osd", "secret_id": int,
                        "ticket": bytes, "authorizer": bytes}            ServiceAuthClient.hello()
-                      authorizer = AES-GCM(K_a, msgpack{cn: b16, ts: monitor-clock time},
+                      authorizer = AES-GCM(K_a, msgpack{cn: b16, ts: monitor-clock time, to: target},
                                            aad=("authorizer", service, secret_id, ticket))
     S->C HELLO_REPLY  {"auth": "cephx", "server_nonce": sn:b16, "proof": b32}
                       proof = HMAC(K_r, "authorizer-reply", service, secret_id, cn, sn)
@@ -74,12 +74,14 @@ def _authorizer_aad(service: str, secret_id: int, blob: bytes) -> bytes:
     return lp(b"authorizer", service, secret_id, blob)
 
 
-def build_authorizer(ticket: Ticket, client_nonce: bytes, now: float) -> dict[str, Any]:
+def build_authorizer(ticket: Ticket, client_nonce: bytes, now: float, target: str = "") -> dict[str, Any]:
     """HELLO fields proving we hold `ticket` at local time `now` (converted to the
-    monitor's clock with the offset measured when the ticket arrived)."""
+    monitor's clock with the offset measured when the ticket arrived). `target` (e.g.
+    "osd.3") binds the authorizer to the daemon we mean to reach, so it cannot be
+    replayed to another one within the window."""
     if len(client_nonce) != CHALLENGE_LEN:
         raise AuthError("client nonce must be 16 bytes", _errno.EINVAL)
-    inner = pack({"cn": bytes(client_nonce), "ts": now + ticket.clock_offset})
+    inner = pack({"cn": bytes(client_nonce), "ts": now + ticket.clock_offset, "to": target})
     sealed = seal(_authorizer_key(ticket.session_key), inner,
                   _authorizer_aad(ticket.service, ticket.secret_id, ticket.blob))
     return {"service": ticket.service, "secret_id": ticket.secret_id, "ticket": ticket.blob,
@@ -158,13 +160,15 @@ class ReplayCache:
 class ServiceAuthServer:
     """Service (OSD) side; one per daemon, shared by its connections (the replay cache
     must see every connection). `secrets` is the daemon's copy of its rotating secrets,
-    refreshed in place from the monitor (`ServiceSecrets.update_from`)."""
+    refreshed in place from the monitor (`ServiceSecrets.update_from`). `name` ("osd.3")
+    refuses authorizers addressed to another daemon."""
 
     def __init__(self, service: str, secrets: ServiceSecrets, now: Callable[[], float],
                  required: str | Sequence[str] | Callable[[str], str | Sequence[str]] = AUTH_CEPHX, *,
-                 skew: float = DEFAULT_SKEW, replay_entries: int = DEFAULT_REPLAY_ENTRIES,
+                 name: str = "", skew: float = DEFAULT_SKEW, replay_entries: int = DEFAULT_REPLAY_ENTRIES,
                  rng: RandomBytes = os.urandom) -> None:
         self.service = service
+        self.name = name
         self.secrets = secrets
         self._now = now
         self._required = required
@@ -214,6 +218,11 @@ class ServiceAuthServer:
                                   _authorizer_aad(service, secret_id, blob), "authorizer"))
         client_nonce = get_bytes(inner, "cn", size=CHALLENGE_LEN)
         ts = get_time(inner, "ts")
+        target = inner.get("to", "")
+        if not isinstance(target, str) or len(target) > 256 or not target.isprintable():
+            raise AuthError("malformed authorizer target", _errno.EINVAL)
+        if target and self.name and target != self.name:
+            raise AuthError(f"authorizer of {ticket.entity} is addressed to {target}, this is {self.name}")
         if abs(now - ts) > self.skew:
             raise AuthError(f"authorizer of {ticket.entity} is {ts - now:+.0f}s off this {service}'s clock "
                             f"(allowed ±{self.skew:g}s)")
@@ -231,8 +240,9 @@ class ServiceAuthClient:
     (unless `want` excludes it); without, only "none"."""
 
     def __init__(self, entity: str, ticket: Ticket | None, want: str | Sequence[str] = (AUTH_CEPHX,), *,
-                 now: Callable[[], float], rng: RandomBytes = os.urandom) -> None:
+                 now: Callable[[], float], target: str = "", rng: RandomBytes = os.urandom) -> None:
         self.entity = check_entity(entity)
+        self.target = target
         methods = parse_methods(want)
         if ticket is None:
             methods = [m for m in methods if m != AUTH_CEPHX]
@@ -266,7 +276,7 @@ class ServiceAuthClient:
                 raise AuthError(f"{self.ticket.service} ticket expired: renew it from the monitor",
                                 _errno.EKEYEXPIRED)
             self._cn = self._rng(CHALLENGE_LEN)
-            hello.update(build_authorizer(self.ticket, self._cn, now))
+            hello.update(build_authorizer(self.ticket, self._cn, now, self.target))
         self.state = "hello_sent"
         return hello
 

@@ -180,10 +180,14 @@ class ServiceSecrets:
         if secret is not None:
             return secret
         ring = self._rings.get(service)
-        if ring is None or secret_id > max(ring.keys, default=0):
-            # The monitor rotated past what we know: the service must refresh its ring.
+        newest = max(ring.keys, default=0) if ring is not None else 0
+        if newest < secret_id <= newest + 2:
+            # The monitor rotated past what we know: the service must refresh its ring. Only for
+            # ids a rotation could have produced, so junk ids cannot make it hammer the monitor.
             raise AuthError(f"unknown {service} secret id {secret_id}: rotating secrets not current",
                             _errno.EAGAIN)
+        if secret_id > newest:
+            raise AuthError(f"unknown {service} secret id {secret_id}")
         raise AuthError(f"{service} ticket sealed with retired secret id {secret_id}", _errno.EKEYEXPIRED)
 
     # -- persistence and distribution --------------------------------------------------------

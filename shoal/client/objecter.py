@@ -15,11 +15,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.auth.tickets import Ticket
 from shoal.errors import NotFound, ShoalError, Shutdown, TimedOut
 from shoal.net.connection import Connection, connect, split_addr
+from shoal.net.handshake import Identity, service_handshake
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.frame import Frame
-from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
+from shoal.wire.messages import Msg
 
 log = logging.getLogger("shoal.client")
 
@@ -61,8 +63,10 @@ class _Op:
 
 
 class Objecter:
-    def __init__(self, entity: str, client_id: str, request_map: Any) -> None:
-        self.entity = entity
+    def __init__(self, identity: Identity, tickets: dict[str, Ticket], client_id: str, request_map: Any) -> None:
+        self.identity = identity
+        self.tickets = tickets  # kept fresh by the MonClient
+        self.entity = identity.entity
         self.client_id = client_id  # unique per client instance: prefix of every reqid
         self.request_map = request_map
         self.osdmap: OSDMap | None = None
@@ -125,12 +129,11 @@ class Objecter:
         try:
             host, port = split_addr(target.addr)
             conn = await connect(host, port, None, name=f"osd.{target.osd}", timeout=5.0)
-            reply = await conn.request(Msg.HELLO, {"protocol": PROTOCOL_VERSION, "entity": self.entity,
-                                                   "auth": [AUTH_NONE]}, timeout=5.0)
-            if reply.type != Msg.HELLO_REPLY:
+            try:
+                await service_handshake(conn, self.identity, self.tickets.get("osd"), f"osd.{target.osd}", 5.0)
+            except (ShoalError, OSError):
                 conn.close()
-                raise ShoalError(f"osd.{target.osd} refused the session: {reply.meta.get('msg')}",
-                                 -int(reply.meta.get("err", -errno.EACCES)))
+                raise
             self._sessions[target.osd] = (target.addr, conn)
             fut.set_result(conn)
             return conn

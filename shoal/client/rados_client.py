@@ -12,11 +12,15 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+from shoal.auth.keyring import find_key
 from shoal.client.monclient import MonClient
 from shoal.client.objecter import Objecter, OpReply
+from shoal.config.config import keyring_search_paths
 from shoal.errors import InvalidArgument, NotFound, ShoalError, from_errno
 from shoal.net.connection import parse_mon_hosts
+from shoal.net.handshake import Identity
 from shoal.placement.osdmap import OSDMap, Pool
+from shoal.wire.messages import AUTH_NONE
 from shoal.wire.osd_op import OpBuilder
 
 
@@ -38,8 +42,15 @@ class RadosClient:
             raise NotFound("no monitors configured (set mon_host in ceph.conf or pass -m)", errno.ENOENT)
         timeout = timeout or float(self.conf.get("client_mount_timeout") or 300)
         nonce = random.getrandbits(32)
-        self.objecter = Objecter(self.entity, f"{self.entity}.{os.getpid()}.{nonce:08x}", self._request_map)
-        self.monc = MonClient(addrs, self.entity, self._on_map)
+        key = find_key(self.conf, self.entity)
+        identity = Identity.from_config(self.conf, self.entity, key.secret if key else None)
+        if key is None and AUTH_NONE not in identity.methods:
+            raise NotFound(f"unable to find a keyring for {self.entity} on "
+                           f"{','.join(keyring_search_paths(self.conf))}: (2) No such file or directory",
+                           errno.ENOENT)
+        self.monc = MonClient(addrs, identity, self._on_map)
+        self.objecter = Objecter(identity, self.monc.tickets, f"{self.entity}.{os.getpid()}.{nonce:08x}",
+                                 self._request_map)
         try:
             await self.monc.connect(timeout)
         except TimeoutError as exc:

@@ -16,14 +16,18 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from shoal.auth.keyring import Entry, write_keyring
+from shoal.auth.keys import CryptoKey
+
 CONF_TEMPLATE = """\
 [global]
 fsid = {fsid}
 mon host = 127.0.0.1:{mon_port}
 mon initial members = a
-auth cluster required = none
-auth service required = none
-auth client required = none
+auth cluster required = {auth}
+auth service required = {auth}
+auth client required = {auth}
+keyring = {dir}/$cluster.$name.keyring
 osd crush chooseleaf type = 0
 osd pool default size = {size}
 osd pool default min size = {min_size}
@@ -70,16 +74,34 @@ class LocalCluster:
             return 0
         return sum(1 for d in os.listdir(self.dir) if d.startswith("osd."))
 
-    def write_conf(self, osds: int, objectstore: str) -> None:
+    def write_conf(self, osds: int, objectstore: str, auth: str = "cephx") -> None:
         size = min(3, osds)
+        self.write_keyrings(osds)
         text = CONF_TEMPLATE.format(fsid=uuid.uuid4(), mon_port=free_port(), dir=self.dir, size=size,
-                                    min_size=max(1, size - size // 2), objectstore=objectstore)
+                                    min_size=max(1, size - size // 2), objectstore=objectstore, auth=auth)
         tmp = self.conf_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.conf_path)
+
+    def keyring_path(self, entity: str) -> str:
+        return os.path.join(self.dir, f"ceph.{entity}.keyring")
+
+    def write_keyrings(self, osds: int) -> None:
+        """Keys for the monitor, client.admin and every OSD; the monitor's keyring holds
+        them all (its auth database starts from it), each other daemon gets its own."""
+        admin = Entry("client.admin", CryptoKey.generate(),
+                      {"mon": "allow *", "osd": "allow *", "mgr": "allow *"})
+        daemons = [Entry(f"osd.{i}", CryptoKey.generate(),
+                         {"mon": "allow profile osd", "osd": "allow *", "mgr": "allow profile osd"})
+                   for i in range(osds)]
+        mon = Entry("mon.", CryptoKey.generate(), {"mon": "allow *"})
+        write_keyring(self.keyring_path("mon.a"), [mon, admin, *daemons])
+        write_keyring(self.keyring_path("client.admin"), [admin])
+        for entry in daemons:
+            write_keyring(self.keyring_path(entry.name), [entry])
 
     # -- processes -----------------------------------------------------------------------------
     def running_pid(self, name: str) -> int | None:

@@ -478,6 +478,10 @@ _OPTIONS: tuple[Option, ...] = (
         min=1,
     ),
     # --- pools and placement
+    _o("auth_service_ticket_ttl", "secs", 3600.0,
+       "How long service tickets (and each rotating service secret) stay valid; clients renew "
+       "before expiry, so a deleted entity loses access within this time.", min=1.0),
+    _o("auth_mon_ticket_ttl", "secs", 43200.0, "Lifetime of a monitor session ticket.", level="advanced"),
     _o("mon_allow_pool_size_one", "bool", False, "Allow pools with a single replica.", services=_MON),
     _o("mon_max_pool_pg_num", "uint", 65536, "Largest pg_num a pool may have.", services=_MON, level="advanced"),
     _o("osd_pool_default_type", "str", "replicated", "Type of new pools (only replicated is supported).",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
+import itertools
 import logging
 import time
 import uuid
@@ -16,7 +18,14 @@ from typing import Any
 
 import msgpack
 
+from shoal.auth import negotiate
+from shoal.auth.caps_mon import MonCap
+from shoal.auth.cephx import MonAuthServer
+from shoal.auth.cephx_core import AuthError, required_for
+from shoal.auth.keyring import Entry
+from shoal.auth.tickets import ServiceSecrets
 from shoal.errors import ShoalError
+from shoal.mon.auth_db import AuthDB
 from shoal.mon.commands import handle_command
 from shoal.mon.state import CommandResult, MonInfo, MonMap, MonState, OSDStat, PGStat
 from shoal.mon.store.base import MonStore
@@ -36,17 +45,24 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+ALLOW_ALL = MonCap.parse("allow *")
+
+
 class Monitor:
-    def __init__(self, name: str, addr: str, store: MonStore, conf: Callable[[str], Any]) -> None:
+    def __init__(self, name: str, addr: str, store: MonStore, conf: Callable[[str], Any],
+                 initial_keyring: dict[str, Entry] | None = None) -> None:
         self.name = name
         self.addr = addr
         self.store = store
         self.conf = conf
         self.server: asyncio.Server | None = None
         self.subscribers: set[Connection] = set()
+        self.sessions: set[Connection] = set()
         self.osd_sessions: dict[int, Connection] = {}
         self.last_beacon: dict[int, float] = {}
         self.state = self._load()
+        self.auth_db, self.secrets = self._load_auth(initial_keyring or {})
+        self._global_ids = itertools.count(int(time.time()) % 100000 * 1000 + 4100)
         self._tick_task: asyncio.Task[None] | None = None
 
     # -- persistence ------------------------------------------------------------------
@@ -73,6 +89,34 @@ class Monitor:
                 monmap.modified = now
                 self.store.commit({"monmap": _pack(dataclasses.asdict(monmap))})
         return MonState(osdmap=osdmap, monmap=monmap, conf=self.conf, start_time=now)
+
+    def _load_auth(self, initial: dict[str, Entry]) -> tuple[AuthDB, ServiceSecrets]:
+        raw_auth = self.store.get("auth")
+        if raw_auth is None:
+            db = AuthDB(entities=dict(initial))
+            self.store.commit({"auth": _pack(db.to_dict())})
+            log.info("event=auth_mkfs entities=%d", len(db))
+        else:
+            db = AuthDB.from_dict(_unpack(raw_auth))
+        ttl = float(self._conf_or("auth_service_ticket_ttl", 3600.0))
+        raw_secrets = self.store.get("rotating")
+        if raw_secrets is None:
+            secrets = ServiceSecrets(ttl, ["osd"])
+        else:
+            secrets = ServiceSecrets.from_wire(_unpack(raw_secrets), authoritative=True)
+        if secrets.rotate_if_due(time.time()) or raw_secrets is None:
+            self.store.commit({"rotating": _pack(secrets.to_wire())})
+        return db, secrets
+
+    def _required(self, entity: str) -> str:
+        return required_for(entity, str(self._conf_or("auth_cluster_required", "cephx")),
+                            str(self._conf_or("auth_service_required", "cephx")))
+
+    def _lookup(self, entity: str) -> tuple[bytes, dict[str, str]] | None:
+        entry = self.auth_db.get(entity)
+        if entry is None or entry.key is None:
+            return None
+        return entry.key.secret, dict(entry.caps)
 
     def _conf_or(self, name: str, default: Any) -> Any:
         value = self.conf(name)
@@ -160,6 +204,9 @@ class Monitor:
                     if o.up and now - self.last_beacon.get(i, 0.0) > grace]
             if late:
                 self.mark_down(late, f"no beacon for {grace:g}s")
+            if self.secrets.rotate_if_due(now):
+                self.store.commit({"rotating": _pack(self.secrets.to_wire())})
+                log.info("event=rotating_secrets generation=%d", self.secrets.generation)
 
     # -- request handling -------------------------------------------------------------
     async def _handle(self, conn: Connection, frame: Frame) -> None:
@@ -167,8 +214,17 @@ class Monitor:
             t = frame.type
             if t == Msg.HELLO:
                 self._hello(conn, frame)
+            elif t == Msg.AUTH_REQUEST:
+                self._auth_request(conn, frame)
             elif not conn.info.get("authenticated"):
                 conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
+                conn.close()
+            elif t == Msg.TICKET_REQUEST:
+                conn.reply(frame, Msg.TICKET_REPLY, conn.info["auth"].handle_ticket_request(frame.meta))
+            elif t == Msg.ROTATING_REQUEST:
+                conn.reply(frame, Msg.ROTATING_REPLY, conn.info["auth"].handle_rotating_request(frame.meta))
+            elif t in (Msg.OSD_BOOT, Msg.OSD_BEACON, Msg.OSD_FAILURE) and not self._is_osd(conn, frame):
+                conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "only OSDs may send this"})
                 conn.close()
             elif t == Msg.MON_COMMAND:
                 self._command(conn, frame)
@@ -183,6 +239,10 @@ class Monitor:
             else:
                 log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
+        except AuthError as exc:
+            log.warning("event=auth_refused peer=%s entity=%s reason=%s", conn.peer, conn.info.get("entity"), exc)
+            conn.reply(frame, Msg.ERROR, {"err": -exc.errno, "msg": str(exc)})
+            conn.close()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # A well-framed but malformed message: refuse it, keep serving others.
             log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, frame.type, exc)
@@ -191,19 +251,53 @@ class Monitor:
 
     def _hello(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
-        if meta.get("protocol") != PROTOCOL_VERSION or AUTH_NONE not in meta.get("auth", []):
-            conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol or auth method"})
+        if meta.get("protocol") != PROTOCOL_VERSION:
+            conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol version"})
             conn.close()
             return
-        conn.info.update(entity=str(meta["entity"]), authenticated=True)
-        conn.name = conn.info["entity"]
-        conn.reply(frame, Msg.HELLO_REPLY, {"fsid": self.state.osdmap.fsid, "mon": self.name,
-                                            "auth": AUTH_NONE, "global_id": id(conn) & 0xFFFFFFFF})
+        if "auth" in conn.info:
+            raise AuthError("HELLO repeated on one connection")
+        server = MonAuthServer(self._lookup, self.secrets, self._required, time.time,
+                               next_global_id=lambda: next(self._global_ids))
+        reply = server.handle_hello(meta)
+        mode = negotiate.choose_mode(list(meta.get("modes") or ["crc"]), str(self._conf_or("ms_mode", "crc secure")).split())
+        conn.info.update(auth=server, mode=mode, entity=str(meta["entity"]))
+        reply.update(fsid=self.state.osdmap.fsid, mon=self.name, mode=mode)
+        if server.method == AUTH_NONE:
+            self._authenticated(conn, server.entity, None)
+            reply.setdefault("global_id", server.global_id)
+        conn.reply(frame, Msg.HELLO_REPLY, reply)
+
+    def _auth_request(self, conn: Connection, frame: Frame) -> None:
+        server: MonAuthServer | None = conn.info.get("auth")
+        if server is None:
+            raise AuthError("AUTH_REQUEST before HELLO")
+        reply = server.handle_auth_request(frame.meta)
+        conn.reply(frame, Msg.AUTH_REPLY, reply)
+        mode = conn.info["mode"]
+        conn.install_session(*server.session(negotiate.is_secure(mode), negotiate.context(mode)))
+        self._authenticated(conn, server.entity, server.caps.get("mon", ""))
+
+    def _authenticated(self, conn: Connection, entity: str, mon_caps: str | None) -> None:
+        conn.info.update(entity=entity, authenticated=True,
+                         moncap=ALLOW_ALL if mon_caps is None else MonCap.for_session(mon_caps, entity))
+        conn.name = entity
+        self.sessions.add(conn)
         conn_closed = asyncio.ensure_future(conn.wait_closed())
         conn_closed.add_done_callback(lambda _f: self._session_closed(conn))
+        log.info("event=session entity=%s peer=%s method=%s mode=%s", entity, conn.peer,
+                 conn.info["auth"].method, conn.info.get("mode"))
+
+    def _is_osd(self, conn: Connection, frame: Frame) -> bool:
+        entity = str(conn.info.get("entity", ""))
+        if not entity.startswith("osd."):
+            return False
+        osd = frame.meta.get("osd", frame.meta.get("reporter"))
+        return conn.info["auth"].method == AUTH_NONE or entity == f"osd.{osd}"
 
     def _session_closed(self, conn: Connection) -> None:
         self.subscribers.discard(conn)
+        self.sessions.discard(conn)
         osd = conn.info.get("osd")
         if osd is not None and self.osd_sessions.get(osd) is conn:
             del self.osd_sessions[osd]
@@ -212,15 +306,30 @@ class Monitor:
     def _command(self, conn: Connection, frame: Frame) -> None:
         cmd = frame.meta["cmd"]
         if not isinstance(cmd, dict) or not isinstance(cmd.get("prefix"), str):
-            result = CommandResult(-22, b"", "command must be a JSON object with a prefix")
+            result = CommandResult(-errno.EINVAL, b"", "command must be a JSON object with a prefix")
+        elif not conn.info["moncap"].allows_command(cmd["prefix"], cmd, addr=conn.peer):
+            result = CommandResult(-errno.EACCES, b"", "access denied")
         else:
-            result = handle_command(self.state, cmd, time.time())
+            result = handle_command(self.state, cmd, time.time(), auth_db=self.auth_db, inbuf=bytes(frame.data))
         if result.new_osdmap is not None:
             self._commit_osdmap(result.new_osdmap)
+        new_db = getattr(result, "new_auth_db", None)
+        if new_db is not None:
+            self._commit_auth(new_db)
         log.info("event=command entity=%s prefix=%r ret=%d", conn.info.get("entity"), cmd.get("prefix")
                  if isinstance(cmd, dict) else None, result.ret)
         conn.reply(frame, Msg.MON_COMMAND_REPLY, {"ret": result.ret, "outs": result.outs},
                    result.outbuf)
+
+    def _commit_auth(self, db: AuthDB) -> None:
+        self.store.commit({"auth": _pack(db.to_dict())})
+        removed = set(self.auth_db.entities) - set(db.entities)
+        self.auth_db = db
+        # A deleted entity loses its monitor sessions now (its tickets expire by themselves).
+        for conn in list(self.sessions):
+            if conn.info.get("entity") in removed:
+                log.info("event=session_revoked entity=%s", conn.info.get("entity"))
+                conn.close()
 
     def _subscribe(self, conn: Connection, frame: Frame) -> None:
         self.subscribers.add(conn)

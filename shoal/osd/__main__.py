@@ -7,7 +7,9 @@ import socket
 import sys
 
 from shoal.admin.daemon_main import parse_daemon_args, run_daemon
+from shoal.auth.keyring import find_key
 from shoal.net.connection import parse_mon_hosts
+from shoal.net.handshake import Identity
 from shoal.osd.daemon import OSD
 from shoal.osd.store.base import ObjectStore
 
@@ -28,8 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(data, exist_ok=True)
     store = make_store(str(conf.get("osd_objectstore") or "sqlite"), data)
     bind = str(conf.get("public_addr") or "127.0.0.1").split(":")[0] or "127.0.0.1"
+    entity = f"osd.{args.daemon_id}"
+    key = find_key(conf, entity)
+    identity = Identity.from_config(conf, entity, key.secret if key else None)
     osd = OSD(int(args.daemon_id), store, conf.get, parse_mon_hosts(str(conf.get("mon_host") or "")),
-              bind_host=bind, host=os.environ.get("SHOAL_HOST") or socket.gethostname())
+              bind_host=bind, host=os.environ.get("SHOAL_HOST") or socket.gethostname(), identity=identity)
     run_daemon("osd", conf, osd.start, osd.stop)
 
 

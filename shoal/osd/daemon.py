@@ -16,8 +16,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from shoal.auth import negotiate
+from shoal.auth.caps_osd import OSDCap
+from shoal.auth.cephx_core import AuthError, required_for
+from shoal.auth.cephx_service import ServiceAuthServer
+from shoal.auth.tickets import ServiceSecrets, Ticket
+from shoal.cls.registry import RD, WR, lookup
 from shoal.errors import NotFound, ShoalError, Shutdown
 from shoal.net.connection import Connection, connect, serve, split_addr
+from shoal.net.handshake import Identity, mon_handshake, renew_tickets, service_handshake
 from shoal.osd.committer import GroupCommitter
 from shoal.osd.object_context import ObjectContext
 from shoal.osd.ops import execute, vector_writes
@@ -27,6 +34,7 @@ from shoal.osd.store.transaction import Transaction
 from shoal.placement.osdmap import OSDMap, parse_pgid
 from shoal.wire.frame import Frame
 from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
+from shoal.wire.osd_op import CALL, READ_OPS, WRITE_OPS
 
 log = logging.getLogger("shoal.osd")
 
@@ -35,8 +43,17 @@ INLINE_READ_LIMIT = 256 * 1024  # larger reads run on the reader pool
 
 class OSD:
     def __init__(self, whoami: int, store: ObjectStore, conf: Callable[[str], Any], mon_addrs: list[str],
-                 bind_host: str = "127.0.0.1", host: str | None = None) -> None:
+                 bind_host: str = "127.0.0.1", host: str | None = None, identity: Identity | None = None) -> None:
         self.whoami = whoami
+        self.identity = identity or Identity(f"osd.{whoami}", None, [AUTH_NONE], ["crc"])
+        # Rotating service secrets (a non-authoritative copy, refreshed from the monitor)
+        # verify client tickets without asking the monitor.
+        self.secrets = ServiceSecrets(float(conf("auth_service_ticket_ttl") or 3600.0), ["osd"])
+        self.service_auth = ServiceAuthServer(
+            "osd", self.secrets, time.time, required=self._required, name=f"osd.{whoami}")
+        self.tickets: dict[str, Ticket] = {}
+        self.mon_auth: Any = None
+        self._caps_cache: dict[str, OSDCap] = {}
         self.store = store
         self.conf = conf
         self.mon_addrs = mon_addrs
@@ -95,7 +112,10 @@ class OSD:
                 host, port = split_addr(addr)
                 try:
                     conn = await connect(host, port, self._handle_mon, name="mon")
-                    await self._hello(conn)
+                    self.mon_auth, _ = await mon_handshake(conn, self.identity, services=["osd"])
+                    self.tickets.update(self.mon_auth.tickets)
+                    if self.mon_auth.method != AUTH_NONE:
+                        await self._refresh_secrets(conn)
                     self.mon = conn
                     conn.send(Msg.MON_SUBSCRIBE, {"what": "osdmap", "start": self.osdmap.epoch})
                     reply = await conn.request(Msg.OSD_BOOT, {
@@ -103,23 +123,38 @@ class OSD:
                         "weight": 1.0}, timeout=10)
                     await self.wait_for_epoch(int(reply.meta["epoch"]))
                     self._tasks.append(asyncio.create_task(self._watch_mon(conn)))
+                    if self.mon_auth.method != AUTH_NONE:
+                        self._tasks.append(asyncio.create_task(self._auth_refresh_loop(conn)))
                     return
                 except (TimeoutError, OSError, ShoalError) as exc:
                     last = exc
             await asyncio.sleep(0.2)
         raise Shutdown(f"osd.{self.whoami}: cannot reach a monitor at {self.mon_addrs}: {last}")
 
+    async def _refresh_secrets(self, conn: Connection) -> None:
+        reply = await conn.request(Msg.ROTATING_REQUEST, self.mon_auth.rotating_request(), timeout=10)
+        if reply.type != Msg.ROTATING_REPLY:
+            raise ShoalError(f"monitor refused rotating secrets: {reply.meta.get('msg')}", errno.EACCES)
+        self.secrets.update_from(self.mon_auth.handle_rotating_reply(reply.meta))
+
+    async def _auth_refresh_loop(self, conn: Connection) -> None:
+        """Keep service secrets and our own tickets fresh (a quarter ttl ahead)."""
+        while not conn.closed:
+            await asyncio.sleep(max(1.0, self.secrets.ttl / 4))
+            try:
+                await self._refresh_secrets(conn)
+                self.tickets.update(await renew_tickets(conn, self.mon_auth, ["osd"]))
+            except (ShoalError, OSError) as exc:
+                log.warning("event=auth_refresh_failed osd=%d error=%r", self.whoami, exc)
+
+    def _required(self, entity: str) -> str:
+        return required_for(entity, str(self.conf("auth_cluster_required") or "cephx"),
+                            str(self.conf("auth_service_required") or "cephx"))
+
     async def _watch_mon(self, conn: Connection) -> None:
         await conn.wait_closed()
         log.warning("event=mon_session_lost osd=%d", self.whoami)
         await self._connect_mon()
-
-    async def _hello(self, conn: Connection) -> dict[str, Any]:
-        reply = await conn.request(Msg.HELLO, {"protocol": PROTOCOL_VERSION, "entity": f"osd.{self.whoami}",
-                                               "auth": [AUTH_NONE]}, timeout=10)
-        if reply.type != Msg.HELLO_REPLY:
-            raise ShoalError(f"handshake refused: {reply.meta.get('msg')}", errno.EACCES)
-        return reply.meta
 
     async def _handle_mon(self, conn: Connection, frame: Frame) -> None:
         if frame.type == Msg.OSDMAP:
@@ -199,7 +234,8 @@ class OSD:
         try:
             host, port = split_addr(info.addr)
             conn = await connect(host, port, self._handle, name=f"osd.{osd_id}")
-            await self._hello(conn)
+            await service_handshake(conn, self.identity, self.tickets.get("osd"), f"osd.{osd_id}")
+            conn.info.update(entity=f"osd.{osd_id}", authenticated=True, osdcap=None)
             self.peers[osd_id] = (info.addr, conn)
             fut.set_result(conn)
             return conn
@@ -258,27 +294,79 @@ class OSD:
         t = frame.type
         try:
             if t == Msg.HELLO:
-                if frame.meta.get("protocol") != PROTOCOL_VERSION:
-                    conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol"})
-                    conn.close()
-                    return
-                conn.info.update(entity=str(frame.meta["entity"]), authenticated=True)
-                conn.reply(frame, Msg.HELLO_REPLY, {"osd": self.whoami, "auth": AUTH_NONE})
+                self._hello_in(conn, frame)
             elif not conn.info.get("authenticated"):
                 conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
                 conn.close()
             elif t == Msg.OSD_OP:
                 await self._osd_op(conn, frame)
+            elif t in (Msg.REP_OP, Msg.PG_QUERY) and not str(conn.info.get("entity")).startswith("osd."):
+                conn.reply(frame, Msg.ERROR, {"err": -errno.EACCES, "msg": "only OSDs may send this"})
+                conn.close()
             elif t == Msg.REP_OP:
                 await self._rep_op(conn, frame)
             elif t == Msg.PG_QUERY:
                 await self._pg_query(conn, frame)
             else:
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
+        except AuthError as exc:
+            log.warning("event=auth_refused peer=%s reason=%s", conn.peer, exc)
+            conn.reply(frame, Msg.ERROR, {"err": -exc.errno, "msg": str(exc)})
+            conn.close()
+            if exc.errno == errno.EAGAIN and self.mon is not None and not self.mon.closed:
+                asyncio.ensure_future(self._refresh_secrets(self.mon)).add_done_callback(
+                    lambda f: f.cancelled() or f.exception())
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, t, exc)
             conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"malformed message: {exc}"})
             conn.close()
+
+    def _hello_in(self, conn: Connection, frame: Frame) -> None:
+        meta = frame.meta
+        if meta.get("protocol") != PROTOCOL_VERSION:
+            conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol"})
+            conn.close()
+            return
+        if "entity" in conn.info:
+            raise AuthError("HELLO repeated on one connection")
+        reply, peer = self.service_auth.handle_hello(meta)
+        mode = negotiate.choose_mode(list(meta.get("modes") or ["crc"]),
+                                     str(self.conf("ms_mode") or "crc secure").split())
+        reply.update(osd=self.whoami, mode=mode)
+        conn.reply(frame, Msg.HELLO_REPLY, reply)
+        if peer.method != AUTH_NONE:
+            conn.install_session(*peer.session(negotiate.is_secure(mode), negotiate.context(mode)))
+        osdcap = None
+        if not peer.entity.startswith("osd.") or peer.method == AUTH_NONE:
+            osdcap = self._caps_cache.get(peer.caps)
+            if osdcap is None:
+                osdcap = self._caps_cache[peer.caps] = OSDCap.for_session(peer.caps)
+        conn.info.update(entity=peer.entity, authenticated=True, osdcap=osdcap)
+        conn.name = peer.entity
+        if peer.expires is not None:
+            # The session ends with its ticket: a deleted entity cannot get a new one.
+            local_expiry = peer.expires - time.time()
+            asyncio.get_running_loop().call_later(max(local_expiry, 0.0), conn.close)
+
+    def _allowed(self, conn: Connection, pool: Any, nspace: str, oid: str, ops: list[dict[str, Any]]) -> bool:
+        """OSD caps check of one op vector (peers with `profile osd` skip it)."""
+        osdcap: OSDCap | None = conn.info.get("osdcap")
+        if osdcap is None:
+            return True
+        reads = writes = False
+        calls: list[tuple[str, str, bool, bool]] = []
+        for op in ops:
+            name = op.get("op")
+            if name in READ_OPS or name == "pgls":
+                reads = True
+            elif name in WRITE_OPS:
+                writes = True
+            elif name == CALL:
+                meth = lookup(str(op.get("cls")), str(op.get("method")))
+                flags = meth.flags if meth is not None else RD | WR
+                calls.append((str(op.get("cls")), str(op.get("method")), bool(flags & RD), bool(flags & WR)))
+        return osdcap.allows(pool.name, nspace, oid, read=reads, write=writes, cls_calls=calls,
+                             app_metadata=pool.application, addr=conn.peer)
 
     def _retry(self, conn: Connection, frame: Frame) -> None:
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EAGAIN, "epoch": self.osdmap.epoch, "retry": True})
@@ -292,6 +380,9 @@ class OSD:
             return
         ops: list[dict[str, Any]] = m["ops"]
         name, nspace = str(m.get("oid", "")), str(m.get("ns", ""))
+        if not self._allowed(conn, pool, nspace, name, ops):
+            conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EPERM, "epoch": self.osdmap.epoch})
+            return
         if ops and ops[0].get("op") == "pgls":
             ps = int(m["ps"])
         else:

@@ -14,6 +14,13 @@ class Msg(enum.IntEnum):
     HELLO = 1
     HELLO_REPLY = 2
     ERROR = 3  # {tid?, err, msg}: the peer refuses a request or the connection
+    # cephx (shoal/auth/cephx.py describes every field)
+    AUTH_REQUEST = 4  # client proof -> AUTH_REPLY (session key sealed for the client, tickets)
+    AUTH_REPLY = 5
+    TICKET_REQUEST = 6  # service tickets (renewal) -> TICKET_REPLY
+    TICKET_REPLY = 7
+    ROTATING_REQUEST = 8  # daemons: the rotating service secrets -> ROTATING_REPLY
+    ROTATING_REPLY = 9
 
     # client/OSD <-> monitor
     MON_COMMAND = 10  # {tid, cmd} data=inbuf -> MON_COMMAND_REPLY {tid, ret, outs} data=outbuf
@@ -38,3 +45,4 @@ class Msg(enum.IntEnum):
 
 PROTOCOL_VERSION = 1
 AUTH_NONE = "none"
+AUTH_CEPHX = "cephx"

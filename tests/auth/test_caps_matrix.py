@@ -103,7 +103,7 @@ def test_guide_osd_caps_spot_checks() -> None:
     # metadata_list on rbd_info: only in the profile's pool (its default namespace)
     ml = [("rbd", "metadata_list", True, False)]
     assert cinder.allows("images", "", "rbd_info", read=False, write=False, cls_calls=ml)
-    assert not cinder.allows("images", "ns", "rbd_info", read=False, write=False, cls_calls=ml) or True  # r+class-read on pool
+    assert cinder.allows("images", "ns", "rbd_info", read=False, write=False, cls_calls=ml)  # class-read on all of images
     assert not cinder.allows("backups", "", "rbd_info", read=False, write=False, cls_calls=ml)
 
 

@@ -545,3 +545,25 @@ def test_no_secret_in_errors_or_reprs() -> None:
         for secret in secrets:
             for form in _forms(secret):
                 assert form not in text, (text, "leaks key material")
+
+
+def test_authorizer_is_bound_to_its_target_daemon() -> None:
+    w = World()
+    _, _, tickets = w.login()
+    secrets = w.osd_secrets()
+    osd1 = ServiceAuthServer("osd", secrets, w.clock, name="osd.1")
+    osd2 = ServiceAuthServer("osd", secrets, w.clock, name="osd.2")
+    c = ServiceAuthClient("client.admin", tickets["osd"], now=w.clock, target="osd.1")
+    hello = c.hello()
+    w.expect_fail(osd2.handle_hello, hello)  # captured on the way to osd.1, replayed to osd.2
+    c.handle_hello_reply(osd1.handle_hello(hello)[0])
+
+
+def test_junk_secret_ids_do_not_look_like_stale_rings() -> None:
+    w = World()
+    _, _, tickets = w.login()
+    osd = ServiceAuthServer("osd", w.osd_secrets(), w.clock)
+    hello = build_authorizer(tickets["osd"], os.urandom(16), w.clock()) | {"entity": "client.admin",
+                                                                           "auth": ["cephx"]}
+    w.expect_fail(osd.handle_hello, dict(hello, secret_id=3), err=errno.EAGAIN)  # plausible: refresh
+    w.expect_fail(osd.handle_hello, dict(hello, secret_id=10**9))  # junk: no refresh storm

@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal.auth.keyring import Entry, KeyringError, find_key, format_keyring, parse_keyring, read_keyring, write_keyring
+from shoal.auth.keyring import (
+    Entry,
+    KeyringError,
+    find_key,
+    format_keyring,
+    parse_keyring,
+    read_keyring,
+    write_keyring,
+)
 from shoal.auth.keys import CryptoKey
 from shoal.config.config import Config
 from shoal.errors import InvalidArgument

@@ -253,3 +253,23 @@ def test_hypothesis_any_byte_change_fails(secure: bool, meta: bytes, data: bytes
     frame[part] = bytes(b)
     with pytest.raises(FrameAuthError):
         FrameOpener(key, secure).open(*frame)
+
+
+@pytest.mark.parametrize("as_view", [False, True])
+def test_large_secure_payload_decrypted_in_place(as_view: bool) -> None:
+    """The decoder's payload bytearray is decrypted where it lies (no second 4 MiB buffer)."""
+    key = os.urandom(16)
+    payload = os.urandom((1 << 20) + 3)
+    h, m, d, tag = seal(FrameSealer(key, secure=True), b"meta", payload)
+    received = bytearray(d)
+    arg = memoryview(received) if as_view else received
+    out_meta, out_data = FrameOpener(key, secure=True).open(h, m, arg, tag)
+    assert out_meta == b"meta" and out_data is arg and bytes(received) == payload
+    tampered = bytearray(d)
+    tampered[12345] ^= 0x40
+    with pytest.raises(FrameAuthError):
+        FrameOpener(key, secure=True).open(h, m, tampered, tag)
+    # read-only input is left alone
+    ro = memoryview(bytes(d))
+    assert bytes(FrameOpener(key, secure=True).open(h, m, ro, tag)[1]) == payload
+    assert bytes(ro) == d

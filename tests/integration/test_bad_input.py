@@ -690,6 +690,8 @@ def test_osd_op_from_the_future_is_answered(env: Env) -> None:
 def test_zz_replicas_of_the_canary_are_intact(env: Env) -> None:
     """Runs last in this module: stops its cluster and reads every OSD's store directly."""
     assert env.read_canary() == (0, CANARY_DATA, CANARY_XATTR)
+    res = env.cluster.cli("ceph", "-s", timeout=60)
+    assert res.returncode == 0 and b"health: HEALTH_" in res.stdout, res.stderr
     holders = env.canary_up()
     osdmap = env.admin.client.osdmap
     assert osdmap is not None

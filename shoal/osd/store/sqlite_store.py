@@ -5,7 +5,7 @@ Why this shape (docs/decisions/0001-object-store.md has the measurements):
 * One `apply()` batch is one SQLite transaction: data, xattrs, omap, PG log and PG
   meta commit together with one WAL fsync (`synchronous=FULL`), so a batch is wholly
   present or wholly absent after `kill -9` or power loss.
-* Object data lives in fixed-size blocks (64 KiB by default), each with a crc32c that
+* Object data lives in fixed-size blocks (16 KiB by default), each with a crc32c that
   every read verifies. An overwrite rewrites only the blocks it touches, reading only
   the partially covered ones; a block that was never written is a hole (zeros).
 * Blocks are reached through an extent table (object, block number) -> block id;
@@ -61,7 +61,7 @@ from shoal.osd.store.transaction import (
 MAGIC = "shoal-objectstore"
 FORMAT_VERSION = 1
 DB_NAME = "objectstore.db"
-DEFAULT_BLOCK_SIZE = 64 * 1024
+DEFAULT_BLOCK_SIZE = 16 * 1024  # measured against 32/64/256 KiB: docs/decisions/0001-object-store.md
 
 # Strings that take part in keys are stored as UTF-8 BLOBs: BLOB comparison is memcmp,
 # which is exactly the bytewise order the interface promises, and a NUL is just a byte.
