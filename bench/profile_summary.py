@@ -42,6 +42,15 @@ def _parse_frame(text: str) -> tuple[str, str, str]:
     return m["func"], _short(m["file"]), m["line"] or ""
 
 
+def _where(func: str, file: str, line: str) -> str:
+    """Which library a leaf frame is in: "python" for interpreted code, else the .so / C file."""
+    if file.endswith(".py") or file.startswith("<"):
+        return "python (interpreted code)"
+    if ".so" in file:
+        return file.split(".so")[0].rsplit("/", 1)[-1]
+    return f"{file} (C source, {func})" if file.endswith(".c") else file
+
+
 def load(path: str) -> list[tuple[list[tuple[str, str, str]], int]]:
     stacks = []
     with open(path) as f:
@@ -62,8 +71,10 @@ def summarize(path: str | list[str], top: int = 15, rate: float = 200.0) -> str:
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    libs: Counter[str] = Counter()
     for frames, n in stacks:
         func, file, line = frames[-1]
+        libs[_where(func, file, line)] += n
         leaf[f"{func} ({file}:{line})"] += n
         mine = next((fr for fr in reversed(frames) if fr[1].startswith("shoal/")), None)
         ours[f"(no shoal frame) {func} ({file})" if mine is None else f"{mine[0]} ({mine[1]}:{mine[2]})"] += n
@@ -71,8 +82,11 @@ def summarize(path: str | list[str], top: int = 15, rate: float = 200.0) -> str:
             incl[key] += n
     name = " + ".join(os.path.basename(p) for p in paths)
     out = [f"== {name}: {total} samples = {total / rate:.1f} thread-s"]
-    for title, counter in (("self (leaf frame)", leaf), ("shoal self (innermost shoal/ frame)", ours),
-                           ("inclusive (function on stack)", incl)):
+    sections = [("self (leaf frame)", leaf), ("shoal self (innermost shoal/ frame)", ours),
+                ("inclusive (function on stack)", incl)]
+    if any(not k.startswith("python") for k in libs):  # a --native profile
+        sections.insert(0, ("self by library (native profile: C code and syscalls show up)", libs))
+    for title, counter in sections:
         out.append(f"-- {title}")
         for key, n in counter.most_common(top):
             out.append(f"{100 * n / max(total, 1):6.1f}% {n / rate:7.2f}s  {key}")

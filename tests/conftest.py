@@ -30,6 +30,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
         c.down()
 
 
+@pytest.fixture(scope="session")
+def noauth_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+    """A cluster with `auth … required = none`, for protocol tests that speak raw frames."""
+    c = TestCluster(str(tmp_path_factory.mktemp("noauth")), osds=3, auth="none")
+    c.start(extra_conf="mon allow pool delete = true")
+    try:
+        yield c
+    finally:
+        c.down()
+
+
 @pytest.fixture
 def fresh_cluster(tmp_path: Path) -> Iterator[TestCluster]:
     """A cluster of its own, for tests that kill or stop daemons."""

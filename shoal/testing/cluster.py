@@ -18,14 +18,15 @@ from shoal.cluster.local import LocalCluster
 
 class TestCluster(LocalCluster):
     __test__ = False  # a helper, not a test class
-    def __init__(self, directory: str, osds: int = 3) -> None:
+    def __init__(self, directory: str, osds: int = 3, auth: str = "cephx") -> None:
         super().__init__(directory)
         self.osds = osds
+        self.auth = auth
 
     def start(self, timeout: float = 60.0, extra_conf: str = "") -> TestCluster:
         os.makedirs(self.dir, exist_ok=True)
         if not os.path.exists(self.conf_path):
-            self.write_conf(self.osds, "sqlite")
+            self.write_conf(self.osds, "sqlite", auth=self.auth)
             if extra_conf:
                 with open(self.conf_path, "a") as f:
                     f.write("\n[global]\n" + extra_conf + "\n")

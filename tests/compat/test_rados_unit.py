@@ -215,12 +215,20 @@ def test_connect_without_monitors_is_object_not_found() -> None:
 
 
 def test_connect_to_nothing_times_out_within_the_timeout() -> None:
-    r = rados.Rados(conf={"mon_host": f"127.0.0.1:{_free_port()}"})
+    # A key is given, so what fails is reaching a monitor (not finding a keyring).
+    r = rados.Rados(conf={"mon_host": f"127.0.0.1:{_free_port()}", "key": "AQCprgRrhkyrMxAAfAzj5EJRkILSaeS44kiBgA=="})
     began = time.monotonic()
     with pytest.raises(rados.TimedOut) as info:
         r.connect(timeout=1)
     assert info.value.errno == errno.ETIMEDOUT
     assert time.monotonic() - began < 5
+
+
+def test_connect_without_a_keyring_fails_with_enoent() -> None:
+    # librados: "unable to find a keyring" -> -ENOENT -> ObjectNotFound.
+    r = rados.Rados(conf={"mon_host": f"127.0.0.1:{_free_port()}", "keyring": "/nonexistent/keyring"})
+    with pytest.raises(rados.ObjectNotFound):
+        r.connect(timeout=1)
 
 
 def test_write_op_building() -> None:
