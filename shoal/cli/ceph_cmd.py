@@ -7,18 +7,41 @@ Data goes to stdout, the status line (`pool 'x' created`) to stderr; a failure p
 from __future__ import annotations
 
 import errno
-import json
 import sys
 
 from shoal.cli.ceph_commands import UsageError, build_command, closest, usage_line
 from shoal.cli.session import ClientSession, CliError, split_format
+from shoal.errors import errno_name
 
 SHORTCUTS = {"-s": ["status"], "--status": ["status"]}
+
+
+def _take_option(words: list[str], *names: str) -> tuple[list[str], str | None]:
+    """Remove `-o FILE` style options from the words; returns (rest, value)."""
+    rest: list[str] = []
+    value: str | None = None
+    it = iter(words)
+    for word in it:
+        if word in names:
+            value = next(it, None)
+            if value is None:
+                raise CliError(f"{word} needs an argument", errno.EINVAL)
+        else:
+            rest.append(word)
+    return rest, value
 
 
 def run(argv: list[str]) -> int:
     words, fmt = split_format(argv)
     words = [w for a in words for w in SHORTCUTS.get(a, [a])]
+    words, out_file = _take_option(words, "-o", "--out-file")
+    words, in_file = _take_option(words, "-i", "--in-file")
+    inbuf = b""
+    if in_file is not None:
+        try:
+            inbuf = sys.stdin.buffer.read() if in_file == "-" else open(in_file, "rb").read()  # noqa: SIM115
+        except OSError as exc:
+            raise CliError(f"can't open {in_file}: {exc.strerror}", exc.errno or errno.EIO) from exc
     if not words or words[0] in ("-h", "--help", "help"):
         print("usage: ceph [global options] <command> [args] [--format plain|json|json-pretty]")
         return 0 if words else 22
@@ -34,19 +57,25 @@ def run(argv: list[str]) -> int:
     if fmt:
         cmd["format"] = fmt
     with ClientSession.open() as session:
-        ret, outbuf, outs = session.mon_command(cmd)
+        ret, outbuf, outs = session.mon_command(cmd, inbuf)
     if ret < 0:
-        from shoal.errors import errno_name
-
         if outbuf:
             sys.stdout.buffer.write(outbuf)
         print(f"Error {errno_name(ret)}: {outs}", file=sys.stderr)
         return -ret
-    if outbuf:
-        sys.stdout.buffer.write(outbuf if outbuf.endswith(b"\n") else outbuf + b"\n")
+    if out_file is not None:
+        try:
+            with open(out_file, "wb") as f:
+                f.write(outbuf)
+        except OSError as exc:
+            raise CliError(f"can't open {out_file}: {exc.strerror}", exc.errno or errno.EIO) from exc
+    elif outbuf or fmt:
+        # As Ceph's CLI: JSON output starts on a fresh line; plain output is written as is
+        # (`auth get-key` has no trailing newline).
+        sys.stdout.buffer.write((b"\n" if fmt else b"") + outbuf)
         sys.stdout.flush()
     if outs:
-        print(outs, file=sys.stderr)
+        sys.stderr.write(outs if outs.endswith("\n") else outs + "\n")
     return 0
 
 
@@ -64,5 +93,3 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["json", "main", "run"]
