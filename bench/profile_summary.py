@@ -42,6 +42,19 @@ def _parse_frame(text: str) -> tuple[str, str, str]:
     return m["func"], _short(m["file"]), m["line"] or ""
 
 
+# Native leaf functions (or the innermost named frame above an unresolved libc address)
+# where a thread waits rather than runs: a lock/GIL/condition wait or the event loop's poll.
+WAITS = frozenset({"epoll_pwait", "epoll_wait", "PyThread_acquire_lock_timed", "pthread_cond_timedwait",
+                   "pthread_cond_wait", "sem_wait", "sem_timedwait", "__futex_abstimed_wait_common", "poll",
+                   "select"})
+
+
+def waiting(frames: list[tuple[str, str, str]]) -> bool:
+    """Whether a native stack is a thread waiting (lock, GIL, condition, poll)."""
+    named = next((fn for fn, _, _ in reversed(frames) if not fn.startswith("0x")), "")
+    return named in WAITS
+
+
 def _where(func: str, file: str, line: str) -> str:
     """Which library a leaf frame is in: "python" for interpreted code, else the .so / C file."""
     if file.endswith(".py") or file.startswith("<"):
@@ -67,6 +80,10 @@ def summarize(path: str | list[str], top: int = 15, rate: float = 200.0) -> str:
     """Summary of one profile, or of several merged (e.g. the three OSDs of one workload)."""
     paths = [path] if isinstance(path, str) else path
     stacks = [s for p in paths for s in load(p)]
+    native = any(".so" in fl for frames, _ in stacks[:50] for _, fl, _ in frames)
+    waited = sum(n for frames, n in stacks if native and waiting(frames))
+    if native:  # py-spy --native keeps waiting threads: leave them out of the breakdown
+        stacks = [(frames, n) for frames, n in stacks if not waiting(frames)]
     total = sum(n for _, n in stacks)
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
@@ -81,10 +98,11 @@ def summarize(path: str | list[str], top: int = 15, rate: float = 200.0) -> str:
         for key in {f"{fn} ({fl})" for fn, fl, _ in frames}:
             incl[key] += n
     name = " + ".join(os.path.basename(p) for p in paths)
-    out = [f"== {name}: {total} samples = {total / rate:.1f} thread-s"]
+    out = [f"== {name}: {total} samples = {total / rate:.1f} thread-s"
+           + (f" (native; {waited / rate:.1f} thread-s waiting on locks/GIL/poll left out)" if native else "")]
     sections = [("self (leaf frame)", leaf), ("shoal self (innermost shoal/ frame)", ours),
                 ("inclusive (function on stack)", incl)]
-    if any(not k.startswith("python") for k in libs):  # a --native profile
+    if native:
         sections.insert(0, ("self by library (native profile: C code and syscalls show up)", libs))
     for title, counter in sections:
         out.append(f"-- {title}")

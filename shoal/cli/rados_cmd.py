@@ -289,6 +289,9 @@ class Tool:
         except ShoalError as exc:
             err(f"couldn't connect to cluster: {strerror(exc.errno)}")
             raise Fail(EXIT_FAIL) from None
+        except ValueError as exc:  # a malformed key in the config (shoal/auth/keyring.py)
+            err(f"{exc}\ncouldn't connect to cluster: {strerror(errno.EINVAL)}")
+            raise Fail(EXIT_FAIL) from None
 
     def close(self) -> None:
         try:

@@ -40,8 +40,11 @@ class MonClient:
         self._renew_task: asyncio.Task[None] | None = None
 
     async def connect(self, timeout: float) -> None:
-        await asyncio.wait_for(self._hunt(), timeout)
-        await asyncio.wait_for(self._map_event.wait(), timeout)
+        async def session_and_map() -> None:
+            await self._hunt()
+            await self._map_event.wait()
+
+        await asyncio.wait_for(session_and_map(), timeout)
 
     async def _hunt(self) -> None:
         last: BaseException | None = None

@@ -42,7 +42,10 @@ class RadosClient:
             raise NotFound("no monitors configured (set mon_host in ceph.conf or pass -m)", errno.ENOENT)
         timeout = timeout or float(self.conf.get("client_mount_timeout") or 300)
         nonce = random.getrandbits(32)
-        key = find_key(self.conf, self.entity)
+        try:
+            key = find_key(self.conf, self.entity)
+        except ValueError as exc:
+            raise InvalidArgument(f"bad key for {self.entity}: {exc}", errno.EINVAL) from exc
         identity = Identity.from_config(self.conf, self.entity, key.secret if key else None)
         if key is None and AUTH_NONE not in identity.methods:
             raise NotFound(f"unable to find a keyring for {self.entity} on "
@@ -57,6 +60,9 @@ class RadosClient:
             await self.monc.close()
             raise from_errno(errno.ETIMEDOUT, f"error connecting to the cluster: no monitor answered "
                              f"at {', '.join(addrs)} within {timeout:g}s") from exc
+        except BaseException:
+            await self.monc.close()
+            raise
         self.instance_id = self.monc.global_id
 
     def _request_map(self) -> None:

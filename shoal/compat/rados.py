@@ -17,7 +17,7 @@ import os
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from shoal.client.loop_thread import LoopThread, _real_threading
+from shoal.client.loop_thread import Call, LoopThread, _real_threading
 from shoal.client.rados_client import RadosClient
 from shoal.compat.rados_aio import Completion, Finisher
 from shoal.compat.rados_errors import (
@@ -256,6 +256,10 @@ class Rados:
                 self._quiet_shutdown(client)
                 raise make_ex(getattr(exc, "errno", None) or errno.ETIMEDOUT,
                               "error connecting to the cluster") from exc
+            except ValueError as exc:
+                # A malformed key (shoal/auth/keyring.py find_key raises ValueError): librados says EINVAL.
+                self._quiet_shutdown(client)
+                raise make_ex(errno.EINVAL, "error connecting to the cluster") from exc
             self._client = client
             self.state = "connected"
 
@@ -276,7 +280,7 @@ class Rados:
             try:
                 self._loop.run(client.shutdown(), timeout=30)
             except RuntimeError:
-                self._loop.submit(client.shutdown())  # called from the loop thread: don't block it
+                Call(self._loop, client.shutdown())  # called from the loop thread: don't block it
             except Exception:  # noqa: BLE001 - shutdown must not raise
                 pass
         if self._finisher is not None:
@@ -293,7 +297,7 @@ class Rados:
     def __del__(self) -> None:
         if getattr(self, "state", None) == "connected" and getattr(self, "_client", None) is not None:
             try:
-                self._loop.submit(self._client.shutdown())
+                Call(self._loop, self._client.shutdown())
             except Exception:  # noqa: BLE001 - interpreter exit: nothing to report to
                 pass
 
@@ -399,6 +403,21 @@ class Rados:
         if not isinstance(parsed, dict):
             return -errno.EINVAL, b"", f"unparseable JSON {text}"
         return self._mon(parsed, raw_in, float(timeout) if timeout else None)
+
+    def mgr_command(self, cmd: str | Sequence[str], inbuf: bytes, timeout: int = 0,
+                    target: str | None = None) -> tuple[int, bytes, str]:
+        """Shoal has no manager daemon: the monitor answers the commands it would (df, osd pool stats…)."""
+        return self.mon_command(cmd, inbuf, timeout)
+
+    def osd_command(self, osdid: int, cmd: str | Sequence[str], inbuf: bytes,
+                    timeout: int = 0) -> tuple[int, bytes, str]:
+        self.require_state("connected")
+        return -errno.EOPNOTSUPP, b"", "commands addressed to an OSD are not supported yet"
+
+    def pg_command(self, pgid: str, cmd: str | Sequence[str], inbuf: bytes,
+                   timeout: int = 0) -> tuple[int, bytes, str]:
+        self.require_state("connected")
+        return -errno.EOPNOTSUPP, b"", "commands addressed to a PG are not supported yet"
 
     # -- pools ----------------------------------------------------------------------------------------
     def list_pools(self) -> list[str]:

@@ -1,21 +1,21 @@
-"""Completions of python-rados `aio_*` calls and the finisher thread that runs their callbacks.
+"""Running client coroutines from caller threads; aio completions and their finisher thread.
 
-An aio call submits a coroutine to the client loop thread and returns a `Completion` at
-once. When the coroutine ends (on the loop thread) the completion is marked complete and
-its callbacks are queued to the handle's finisher: a real OS thread, like librados'
-finisher. Callbacks never run on the loop thread, so a callback may itself make
-blocking rados calls without deadlocking the loop that would serve them.
+Blocking calls go through `LoopThread.run` (native threading primitives, safe under
+eventlet). An aio call returns a `Completion` at once. When its coroutine ends (on the loop thread)
+the completion is marked complete and its callbacks are queued to the handle's finisher:
+a native thread, like librados' finisher. Callbacks never run on the loop thread, so a
+callback may itself make blocking rados calls without deadlocking the loop serving them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
-import concurrent.futures
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from shoal.client.loop_thread import _real_threading
+from shoal.client.loop_thread import Call, _real_threading
 
 log = logging.getLogger("shoal.compat.rados")
 
@@ -101,19 +101,18 @@ class Completion:
         return self._rval
 
     # -- driven by the Ioctx -----------------------------------------------------------------
-    def _attach(self, future: concurrent.futures.Future[tuple[int, tuple[Any, ...]]],
-                finisher: Finisher) -> None:
-        def done(fut: concurrent.futures.Future[tuple[int, tuple[Any, ...]]]) -> None:
+    def _attach(self, call: Call, finisher: Finisher) -> None:
+        def done(c: Call) -> None:
             try:
-                rval, cb_args = fut.result()
-            except concurrent.futures.CancelledError:
+                rval, cb_args = c.result(0)
+            except asyncio.CancelledError:
                 rval, cb_args = -125, ()  # ECANCELED: the loop shut down under the op
             except Exception as exc:  # noqa: BLE001 - must always complete the completion
                 log.warning("event=aio_failed error=%r", exc)
                 rval, cb_args = -5, ()
             self._finish(rval, cb_args, finisher)
 
-        future.add_done_callback(done)
+        call.add_done_callback(done)
 
     def _finish(self, rval: int, cb_args: tuple[Any, ...], finisher: Finisher) -> None:
         self._rval = rval

@@ -13,31 +13,26 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shoal.client.loop_thread import _real_threading
+from shoal.client.loop_thread import Call, _real_threading
 from shoal.client.objecter import OpReply
 from shoal.compat.rados_aio import Completion
+from shoal.compat.rados_compound import CompoundOps
 from shoal.compat.rados_errors import (
     MAX_ERRNO,
     Error,
     IoctxStateError,
     LogicError,
     ObjectStateError,
-    as_text,
     from_shoal,
     make_ex,
     require_bytes,
     require_str,
     require_uint,
-    type_error,
 )
+from shoal.compat.rados_ioctx_aio import AioOps
 from shoal.compat.rados_ops import (
     LIBRADOS_ALL_NSPACES,
-    LIBRADOS_OPERATION_NOFLAG,
     LIBRADOS_SNAP_HEAD,
-    OmapIterator,
-    PendingOp,
-    ReadOp,
-    WriteOp,
 )
 from shoal.errors import ShoalError
 from shoal.wire.osd_op import OpBuilder
@@ -45,19 +40,16 @@ from shoal.wire.osd_op import OpBuilder
 if TYPE_CHECKING:
     from shoal.compat.rados import Rados
 
-AioCallback = Callable[..., Any] | None
 _threading = _real_threading()  # native locks even under eventlet: callers are native threads
 _LIST_CHUNK = 1024  # objects fetched per loop-thread round trip while listing
-_RANGE_PAGE = 1024  # omap keys per read while resolving remove_omap_range2
 
 
-def _check_callback(cb: Any, name: str) -> None:
-    if cb is not None and not callable(cb):
-        raise type_error(name, "Callable", cb)
+class Ioctx(CompoundOps, AioOps):
+    """An I/O context: a pool, plus the namespace and locator key used for its objects.
 
-
-class Ioctx:
-    """An I/O context: a pool, plus the namespace and locator key used for its objects."""
+    Compound operations come from `CompoundOps` (rados_compound.py) and asynchronous calls
+    from `AioOps` (rados_ioctx_aio.py).
+    """
 
     def __init__(self, rados: Rados, name: str, pool_id: int) -> None:
         self.rados = rados
@@ -316,365 +308,6 @@ class Ioctx:
         self._ready()
         return ObjectIterator(self)
 
-    # -- compound operations -------------------------------------------------------------------------
-    def create_write_op(self) -> WriteOp:
-        return WriteOp().create()  # type: ignore[return-value]
-
-    def create_read_op(self) -> ReadOp:
-        return ReadOp().create()  # type: ignore[return-value]
-
-    def release_write_op(self, write_op: WriteOp) -> None:
-        write_op.release()
-
-    def release_read_op(self, read_op: ReadOp) -> None:
-        read_op.release()
-
-    def set_omap(self, write_op: WriteOp, keys: Sequence[str], values: Sequence[bytes | str]) -> None:
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        if len(keys) != len(values):
-            raise Error("Rados(): keys and values must have the same number of items")
-        kv: dict[str, bytes] = {}
-        for k, v in zip(keys, values, strict=True):
-            raw = v if isinstance(v, bytes) else (v.encode("utf-8") if isinstance(v, str) else None)
-            if raw is None:
-                raise TypeError("values must be a string")
-            kv[as_text(k, "keys")] = raw
-        write_op._add(PendingOp("omap_setkeys", args={"kv": kv}))
-
-    def remove_omap_keys(self, write_op: WriteOp, keys: Sequence[str]) -> None:
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        write_op._add(PendingOp("omap_rmkeys", args={"keys": [as_text(k, "keys") for k in keys]}))
-
-    def clear_omap(self, write_op: WriteOp) -> None:
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        write_op._add(PendingOp("omap_clear"))
-
-    def remove_omap_range2(self, write_op: WriteOp, key_begin: str, key_end: str) -> None:
-        """Remove omap keys in [key_begin, key_end) when the op is operated."""
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        write_op._add(PendingOp("rm_range", args={"begin": as_text(key_begin, "key_begin"),
-                                                  "end": as_text(key_end, "key_end")}))
-
-    def get_omap_vals(self, read_op: ReadOp, start_after: str, filter_prefix: str,
-                      max_return: int) -> tuple[OmapIterator, int]:
-        if not isinstance(read_op, ReadOp):
-            raise type_error("read_op", "ReadOp", read_op)
-        it = OmapIterator(self)
-        read_op._add(PendingOp("omap_get_vals", result=it, args={
-            "start_after": as_text(start_after, "start_after") if start_after else "",
-            "filter_prefix": as_text(filter_prefix, "filter_prefix") if filter_prefix else "",
-            "max_return": require_uint(max_return, "max_return", "int")}))
-        return it, 0  # the 0 is meaningless, kept by python-rados for backward compatibility
-
-    def get_omap_keys(self, read_op: ReadOp, start_after: str, max_return: int) -> tuple[OmapIterator, int]:
-        if not isinstance(read_op, ReadOp):
-            raise type_error("read_op", "ReadOp", read_op)
-        it = OmapIterator(self)
-        read_op._add(PendingOp("omap_get_keys", result=it, args={
-            "start_after": as_text(start_after, "start_after") if start_after else "",
-            "filter_prefix": "", "max_return": require_uint(max_return, "max_return", "int")}))
-        return it, 0
-
-    def get_omap_vals_by_keys(self, read_op: ReadOp, keys: Sequence[str]) -> tuple[OmapIterator, int]:
-        if not isinstance(read_op, ReadOp):
-            raise type_error("read_op", "ReadOp", read_op)
-        it = OmapIterator(self)
-        read_op._add(PendingOp("omap_get_vals_by_keys", result=it,
-                               args={"keys": [as_text(k, "keys") for k in keys]}))
-        return it, 0
-
-    def operate_write_op(self, write_op: WriteOp, oid: str, mtime: int = 0,
-                         flags: int = LIBRADOS_OPERATION_NOFLAG) -> None:
-        self._ready()
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        oid = require_str(oid, "oid")
-        what = f"Failed to operate write op for oid {oid}"
-        reply = self._run(self._compound(oid, write_op._take(), self.nspace, what), what)
-        if reply is not None and reply.result < 0:
-            raise make_ex(reply.result, what)
-
-    def operate_read_op(self, read_op: ReadOp, oid: str, flag: int = LIBRADOS_OPERATION_NOFLAG) -> None:
-        self._ready()
-        if not isinstance(read_op, ReadOp):
-            raise type_error("read_op", "ReadOp", read_op)
-        oid = require_str(oid, "oid")
-        what = f"Failed to operate read op for oid {oid}"
-        reply = self._run(self._compound(oid, read_op._take(), self.nspace, what), what)
-        if reply is not None and reply.result < 0:
-            raise make_ex(reply.result, what)
-
-    async def _compound(self, oid: str, ops: list[PendingOp], nspace: str, what: str) -> OpReply | None:
-        """Send a compound op as one vector; fill omap iterators from the reply."""
-        for op in ops:
-            if op.name == "unsupported":
-                raise ShoalError(what, op.err)
-        if not ops:
-            return None  # librados: an empty operation succeeds without a round trip
-        if any(op.name == "rm_range" for op in ops):
-            ops = await self._resolve_ranges(oid, ops, nspace)
-        b = OpBuilder()
-        for op in ops:
-            entry = b.add(op.name, op.payload, **op.args)
-            if op.flags:
-                entry["flags"] = op.flags
-        reply = await self._operate(oid, b, nspace)
-        if reply.result >= 0:
-            for i, op in enumerate(ops):
-                if op.result is not None:
-                    op.result._fill(_omap_items(op.name, reply.outs[i] if i < len(reply.outs) else {}))
-        return reply
-
-    async def _resolve_ranges(self, oid: str, ops: list[PendingOp], nspace: str) -> list[PendingOp]:
-        """Turn each `rm_range` pseudo op into omap_rmkeys of the keys then in range.
-
-        The keys come from a read just before the write, so a key another client adds in
-        between survives; keys set earlier in this same operation are included.
-        """
-        out: list[PendingOp] = []
-        set_before: set[str] = set()
-        for op in ops:
-            if op.name == "omap_setkeys":
-                set_before.update(op.args["kv"])
-            elif op.name in ("omap_clear", "delete"):
-                set_before.clear()
-            if op.name != "rm_range":
-                out.append(op)
-                continue
-            begin, end = op.args["begin"], op.args["end"]
-            keys = set(await self._stored_keys_in_range(oid, nspace, begin, end))
-            keys.update(k for k in set_before if _in_range(k, begin, end))
-            set_before.difference_update(keys)
-            out.append(PendingOp("omap_rmkeys", args={"keys": sorted(keys)}, flags=op.flags))
-        return out
-
-    async def _stored_keys_in_range(self, oid: str, nspace: str, begin: str, end: str) -> list[str]:
-        found: list[str] = []
-        b = OpBuilder()
-        b.add("omap_get_vals_by_keys", keys=[begin])
-        b.add("omap_get_keys", start_after=begin, filter_prefix="", max_return=_RANGE_PAGE)
-        while True:
-            reply = await self._operate(oid, b, nspace)
-            if reply.result < 0:
-                return found  # no object: the rmkeys op itself will report ENOENT
-            outs = reply.outs
-            if len(outs) == 2:  # first page: the begin key itself, then what follows it
-                found.extend(k for k in outs[0].get("vals", {}) if _in_range(k, begin, end))
-            page = outs[-1]
-            keys = [str(k) for k in page.get("keys", [])]
-            found.extend(k for k in keys if _in_range(k, begin, end))
-            if not page.get("more") or not keys or not _in_range(keys[-1], begin, end):
-                return found
-            b = OpBuilder()
-            b.add("omap_get_keys", start_after=keys[-1], filter_prefix="", max_return=_RANGE_PAGE)
-
-    # -- asynchronous I/O ------------------------------------------------------------------------
-    def _track(self, comp: Completion) -> None:
-        with self._pending_lock:
-            self._pending.add(comp)
-
-    def _untrack(self, comp: Completion) -> None:
-        with self._pending_lock:
-            self._pending.discard(comp)
-
-    def _submit(self, coro: Coroutine[Any, Any, tuple[int, tuple[Any, ...]]], oncomplete: AioCallback,
-                onsafe: AioCallback) -> Completion:
-        comp = Completion(self, oncomplete, onsafe)
-        self._track(comp)
-        comp._attach(self.rados._loop.submit(coro), self.rados._finisher_for_callbacks())
-        return comp
-
-    async def _aio_simple(self, oid: str, builder: OpBuilder, nspace: str) -> tuple[int, tuple[Any, ...]]:
-        try:
-            reply = await self._operate(oid, builder, nspace)
-        except ShoalError as exc:
-            return -exc.errno, ()
-        return min(reply.result, 0), ()
-
-    def _aio_builder(self, op: str, payload: bytes | None = None, **args: Any) -> OpBuilder:
-        b = OpBuilder()
-        b.add(op, payload, **args)
-        return b
-
-    def aio_write(self, object_name: str, to_write: bytes, offset: int = 0,
-                  oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
-        self._ready()
-        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
-        offset = require_uint(offset, "offset")
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        return self._submit(self._aio_simple(key, self._aio_builder("write", data, off=offset), self.nspace),
-                            oncomplete, onsafe)
-
-    def aio_write_full(self, object_name: str, to_write: bytes,
-                       oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
-        self._ready()
-        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        return self._submit(self._aio_simple(key, self._aio_builder("writefull", data), self.nspace),
-                            oncomplete, onsafe)
-
-    def aio_writesame(self, object_name: str, to_write: bytes, write_len: int, offset: int = 0,
-                      oncomplete: AioCallback = None) -> Completion:
-        self._ready()
-        key, data = require_str(object_name, "object_name"), require_bytes(to_write, "to_write")
-        write_len, offset = require_uint(write_len, "write_len", "size_t"), require_uint(offset, "offset")
-        _check_callback(oncomplete, "oncomplete")
-        if not data or write_len % len(data):
-            raise make_ex(errno.EINVAL, f"error writing object {key}")
-        b = self._aio_builder("write", data * (write_len // len(data)), off=offset)
-        return self._submit(self._aio_simple(key, b, self.nspace), oncomplete, None)
-
-    def aio_append(self, object_name: str, to_append: bytes,
-                   oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
-        self._ready()
-        key, data = require_str(object_name, "object_name"), require_bytes(to_append, "to_append")
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        return self._submit(self._aio_simple(key, self._aio_builder("append", data), self.nspace),
-                            oncomplete, onsafe)
-
-    def aio_remove(self, object_name: str, oncomplete: AioCallback = None,
-                   onsafe: AioCallback = None) -> Completion:
-        self._ready()
-        key = require_str(object_name, "object_name")
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        return self._submit(self._aio_simple(key, self._aio_builder("delete"), self.nspace), oncomplete, onsafe)
-
-    def aio_setxattr(self, object_name: str, xattr_name: str, xattr_value: bytes,
-                     oncomplete: AioCallback = None) -> Completion:
-        self._ready()
-        key, name = require_str(object_name, "object_name"), require_str(xattr_name, "xattr_name")
-        value = require_bytes(xattr_value, "xattr_value")
-        _check_callback(oncomplete, "oncomplete")
-        return self._submit(self._aio_simple(key, self._aio_builder("setxattr", value, name=name), self.nspace),
-                            oncomplete, None)
-
-    def aio_rmxattr(self, object_name: str, xattr_name: str, oncomplete: AioCallback = None) -> Completion:
-        self._ready()
-        key, name = require_str(object_name, "object_name"), require_str(xattr_name, "xattr_name")
-        _check_callback(oncomplete, "oncomplete")
-        return self._submit(self._aio_simple(key, self._aio_builder("rmxattr", name=name), self.nspace),
-                            oncomplete, None)
-
-    def aio_read(self, object_name: str, length: int, offset: int, oncomplete: AioCallback = None) -> Completion:
-        """oncomplete(completion, data) — data is None when the read failed."""
-        self._ready()
-        key = require_str(object_name, "object_name")
-        length, offset = require_uint(length, "length", "size_t"), require_uint(offset, "offset")
-        _check_callback(oncomplete, "oncomplete")
-        nspace = self.nspace
-        comp_box: list[Completion] = []
-
-        async def run() -> tuple[int, tuple[Any, ...]]:
-            b = self._aio_builder("read", off=offset, len=length) if length else self._aio_builder("assert_exists")
-            try:
-                reply = await self._operate(key, b, nspace)
-            except ShoalError as exc:
-                return -exc.errno, (None,)
-            if reply.result < 0:
-                return reply.result, (None,)
-            data = reply.out_data(0) if length else b""
-            comp_box[0].buf = data
-            return len(data), (data,)
-
-        comp = Completion(self, oncomplete, None)
-        comp_box.append(comp)
-        self._track(comp)
-        comp._attach(self.rados._loop.submit(run()), self.rados._finisher_for_callbacks())
-        return comp
-
-    def aio_stat(self, object_name: str, oncomplete: AioCallback) -> Completion:
-        """oncomplete(completion, size, mtime) — (None, None) when the stat failed."""
-        self._ready()
-        key = require_str(object_name, "object_name")
-        _check_callback(oncomplete, "oncomplete")
-        nspace = self.nspace
-
-        async def run() -> tuple[int, tuple[Any, ...]]:
-            try:
-                reply = await self._operate(key, self._aio_builder("stat"), nspace)
-            except ShoalError as exc:
-                return -exc.errno, (None, None)
-            if reply.result < 0:
-                return reply.result, (None, None)
-            out = reply.outs[0]
-            return 0, (int(out["size"]), time.localtime(int(out["mtime"])))
-
-        return self._submit(run(), oncomplete, None)
-
-    def aio_execute(self, object_name: str, cls: str, method: str, data: bytes, length: int = 8192,
-                    oncomplete: AioCallback = None, onsafe: AioCallback = None) -> Completion:
-        """Callbacks get (completion, output); the return value is the output's length."""
-        self._ready()
-        key, cls, method = require_str(object_name, "object_name"), require_str(cls, "cls"), require_str(method, "method")
-        data, length = require_bytes(data, "data"), require_uint(length, "length", "size_t")
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        nspace = self.nspace
-
-        async def run() -> tuple[int, tuple[Any, ...]]:
-            try:
-                reply = await self._operate(key, self._aio_builder("call", data, cls=cls, method=method), nspace)
-            except ShoalError as exc:
-                return -exc.errno, (None,)
-            if reply.result < 0:
-                return reply.result, (None,)
-            out = reply.out_data(0)
-            if len(out) > length:
-                return -errno.ERANGE, (None,)
-            return len(out), (out,)
-
-        return self._submit(run(), oncomplete, onsafe)
-
-    def operate_aio_write_op(self, write_op: WriteOp, oid: str, oncomplete: AioCallback = None,
-                             onsafe: AioCallback = None, mtime: int = 0,
-                             flags: int = LIBRADOS_OPERATION_NOFLAG) -> Completion:
-        self._ready()
-        if not isinstance(write_op, WriteOp):
-            raise type_error("write_op", "WriteOp", write_op)
-        return self._aio_compound(write_op, require_str(oid, "oid"), oncomplete, onsafe, "write")
-
-    def operate_aio_read_op(self, read_op: ReadOp, oid: str, oncomplete: AioCallback = None,
-                            onsafe: AioCallback = None, flag: int = LIBRADOS_OPERATION_NOFLAG) -> Completion:
-        self._ready()
-        if not isinstance(read_op, ReadOp):
-            raise type_error("read_op", "ReadOp", read_op)
-        return self._aio_compound(read_op, require_str(oid, "oid"), oncomplete, onsafe, "read")
-
-    # Newer spellings some callers use.
-    aio_operate_write_op = operate_aio_write_op
-    aio_operate_read_op = operate_aio_read_op
-
-    def _aio_compound(self, op: WriteOp | ReadOp, oid: str, oncomplete: AioCallback, onsafe: AioCallback,
-                      kind: str) -> Completion:
-        _check_callback(oncomplete, "oncomplete")
-        _check_callback(onsafe, "onsafe")
-        ops, nspace = op._take(), self.nspace
-        what = f"Failed to operate aio {kind} op for oid {oid}"
-
-        async def run() -> tuple[int, tuple[Any, ...]]:
-            try:
-                reply = await self._compound(oid, ops, nspace, what)
-            except ShoalError as exc:
-                return -exc.errno, ()
-            return (min(reply.result, 0) if reply is not None else 0), ()
-
-        return self._submit(run(), oncomplete, onsafe)
-
-    def aio_flush(self) -> None:
-        """Block until every aio op issued on this Ioctx so far has completed."""
-        with self._pending_lock:
-            pending = list(self._pending)
-        for comp in pending:
-            comp.wait_for_complete()
-
     # -- pool applications and stats ------------------------------------------------------------
     def application_enable(self, app_name: str, force: bool = False) -> None:
         self._ready()
@@ -790,19 +423,6 @@ class Ioctx:
         raise self._unsupported(f"Ioctx.rados_lock_exclusive({self.name}): failed to set lock {name} on {key}")
 
 
-def _in_range(key: str, begin: str, end: str) -> bool:
-    return begin <= key < end  # str order of code points == the OSD's UTF-8 byte order
-
-
-def _omap_items(op_name: str, out: dict[str, Any]) -> list[tuple[str, bytes | None]]:
-    if op_name == "omap_get_keys":
-        return [(str(k), None) for k in out.get("keys", [])]
-    if op_name == "omap_get_vals":
-        return [(str(k), bytes(v)) for k, v in out.get("vals", [])]
-    vals = out.get("vals", {})
-    return [(k, bytes(vals[k])) for k in sorted(vals, key=lambda s: str(s).encode())]
-
-
 class ObjectIterator:
     """Objects of a pool (one namespace, or all with LIBRADOS_ALL_NSPACES), fetched in chunks."""
 
@@ -843,9 +463,13 @@ class ObjectIterator:
     def __del__(self) -> None:
         if not self._done:
             try:
-                self.ioctx.rados._loop.submit(self._agen.aclose())
+                Call(self.ioctx.rados._loop, _aclose(self._agen))
             except RuntimeError:
                 pass  # the loop is already gone at interpreter exit
+
+
+async def _aclose(agen: Any) -> None:
+    await agen.aclose()
 
 
 class Object:

@@ -174,6 +174,8 @@ class Connection(asyncio.BufferedProtocol):
         return fut
 
     def close(self) -> None:
+        """Close after sending what is queued (a refusal must reach the peer before the close)."""
+        self._flush()
         if self.transport is not None:
             self.transport.close()
 

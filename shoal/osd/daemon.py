@@ -462,7 +462,7 @@ class OSD:
         if pg is None:
             conn.reply(frame, Msg.REP_OP_REPLY, {"r": -errno.ENOENT})
             return
-        result = await pg.apply_rep_op(frame.meta)
+        result = await pg.apply_rep_op(frame.meta, frame.data)
         conn.reply(frame, Msg.REP_OP_REPLY, {"r": result})
 
     async def _pg_query(self, conn: Connection, frame: Frame) -> None:

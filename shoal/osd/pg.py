@@ -29,6 +29,7 @@ from shoal.osd.pg_log import LogEntry, PGInfo, PGLog, Version, ver_str
 from shoal.osd.store.base import HEAD, ObjectId
 from shoal.osd.store.transaction import Transaction
 from shoal.wire.messages import Msg
+from shoal.wire.payload import attach, detach, joined
 
 if TYPE_CHECKING:
     from shoal.osd.daemon import OSD
@@ -37,6 +38,7 @@ log = logging.getLogger("shoal.osd")
 
 LOG_KEEP = 3000  # entries kept for dup detection and log recovery (osd_min_pg_log_entries)
 LOG_TRIM_SLACK = 500  # trim in batches, not on every write
+REPLICA_FAILURE_WAIT = 20.0  # seconds a write waits for the map to react to a failed replica
 INFO_KEY = "info"
 
 
@@ -184,7 +186,9 @@ class PG:
         """Order, persist and replicate one write; returns its log entry once it is durable
         on every member of the acting set (waiting across interval changes if need be)."""
         entry = self._new_entry(op, oid, reqid, 0)
-        wire = txn.to_wire()  # object ops only: each member logs under its own keys
+        # Object ops only (each member logs under its own keys); payloads ride in the data segment.
+        wire, chunks = detach(txn.to_wire())
+        payload = joined(chunks)
         self._log_txn(txn, entry)
         self.num_objects += delta_objects
         self.num_bytes += delta_bytes
@@ -194,7 +198,7 @@ class PG:
         for replica in self.replicas:
             waits.append(self.osd.peer_request(replica, Msg.REP_OP, {
                 "pgid": self.pgid, "epoch": self.osd.osdmap.epoch, "txn": wire,
-                "entry": entry.to_wire()}))
+                "entry": entry.to_wire()}, payload))
         gathered = asyncio.gather(*waits, return_exceptions=True)
         done, _ = await asyncio.wait({gathered, interval_changed}, return_when=asyncio.FIRST_COMPLETED)
         if gathered in done:
@@ -208,7 +212,13 @@ class PG:
             for replica, res in zip(self.replicas, gathered.result()[1:], strict=True):
                 if isinstance(res, BaseException) or res.meta.get("r", 0) < 0:
                     self.osd.report_failure(replica, res)
-            await interval_changed
+            try:
+                await asyncio.wait_for(asyncio.shield(interval_changed), REPLICA_FAILURE_WAIT)
+            except TimeoutError:
+                # The map did not change (the replica is alive but refused or lost the op):
+                # peer again in this interval, which levels every member, then answer.
+                log.warning("event=repeer pg=%s reason=replica_failed_without_map_change", self.pgid)
+                self.on_new_interval(self.up, self.interval, self.interval_epoch)
         else:
             gathered.add_done_callback(lambda f: f.exception())
         # The acting set changed under us. Peering of the new interval brings every member
@@ -225,7 +235,7 @@ class PG:
             await self.active.wait()
 
     # -- replica write path --------------------------------------------------------------
-    async def apply_rep_op(self, meta: dict[str, Any]) -> int:
+    async def apply_rep_op(self, meta: dict[str, Any], data: Any = b"") -> int:
         """Apply a primary's transaction; returns 0 or a negative errno."""
         async with self.rep_lock:
             await self.osd.wait_for_epoch(int(meta["epoch"]))
@@ -234,7 +244,7 @@ class PG:
             entry = LogEntry.from_wire(meta["entry"])
             if entry.version <= self.log.head:
                 return 0  # already have it (resent after a reconnect)
-            txn = Transaction.from_wire(meta["txn"])
+            txn = Transaction.from_wire(attach(meta["txn"], data))
             self._log_txn(txn, entry)
             self.next_seq = entry.version[1] + 1
             fut = self.osd.committer.submit(txn)

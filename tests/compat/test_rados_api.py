@@ -546,3 +546,61 @@ def test_unsupported_calls_fail_clearly(ioctx: rados.Ioctx) -> None:
     with pytest.raises(rados.OSError):
         ioctx.set_read(5)
     ioctx.set_read(rados.LIBRADOS_SNAP_HEAD)
+
+
+EVENTLET_SCRIPT = """
+import sys
+import eventlet
+eventlet.monkey_patch()
+from eventlet import tpool
+import rados
+
+conf, pool = sys.argv[1], sys.argv[2]
+r = rados.Rados(conffile=conf)            # made and connected on a green thread, as Nova does
+r.connect()
+io = r.open_ioctx(pool)
+io.set_namespace("eventlet")
+io.write_full("green", b"from a green thread")
+tio = tpool.Proxy(io)                      # and used from eventlet's native tpool threads, as Cinder does
+
+def job(i):
+    tio.write_full("obj%d" % i, b"x" * i)
+    return tio.read("obj%d" % i)
+
+assert list(eventlet.GreenPool(8).imap(job, range(1, 25))) == [b"x" * i for i in range(1, 25)]
+got = []
+c = io.aio_read("green", 100, 0, lambda comp, data: got.append(data))
+c.wait_for_complete_and_cb()
+assert got == [b"from a green thread"], got
+for o in list(io.list_objects()):
+    io.remove_object(o.key)
+r.shutdown()
+print("ok")
+"""
+
+
+def test_works_under_eventlet(cluster: TestCluster, cluster_rados: rados.Rados) -> None:
+    pytest.importorskip("eventlet")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", EVENTLET_SCRIPT, cluster.conf_path, POOL],
+                          capture_output=True, timeout=60, env=cluster.env())
+    assert (proc.returncode, proc.stdout) == (0, b"ok\n"), proc.stderr.decode()
+
+
+def test_auth_failures_map_to_python_rados_errors(cluster: TestCluster) -> None:
+    """As recorded from python3-rados 16.2.15 (fixtures/python-errors.json)."""
+    with pytest.raises(rados.InvalidArgumentError) as info:
+        rados.Rados(conffile=cluster.conf_path, rados_id="admin", conf={"key": "not-base64!"}).connect(timeout=20)
+    assert str(info.value) == "[errno 22] RADOS invalid argument (error connecting to the cluster)"
+    with pytest.raises(rados.ObjectNotFound) as info2:
+        rados.Rados(conffile=cluster.conf_path, rados_id="nosuchuser").connect(timeout=20)
+    assert str(info2.value) == "[errno 2] RADOS object not found (error connecting to the cluster)"
+
+
+def test_wrong_key_is_permission_denied(cluster: TestCluster) -> None:
+    other_key = "AQCprgRrhkyrMxAAfAzj5EJRkILSaeS44kiBgA=="  # well-formed, but not admin's key
+    with pytest.raises(rados.PermissionDeniedError) as info:
+        rados.Rados(conffile=cluster.conf_path, rados_id="admin", conf={"key": other_key}).connect(timeout=3)
+    assert str(info.value) == "[errno 13] RADOS permission denied (error connecting to the cluster)"

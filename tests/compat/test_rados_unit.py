@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import pickle
 import socket
 import time
@@ -18,7 +19,9 @@ import pytest
 import rados
 from shoal.compat import rados as compat_rados
 from shoal.config import config as config_mod
-from tests.conftest import FIXTURES
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(os.environ.get("SHOAL_SHARED", REPO.parent / "shared")) / "reference" / "fixtures"
 
 
 @pytest.fixture(autouse=True)

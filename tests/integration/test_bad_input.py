@@ -3,7 +3,10 @@
 Every case opens a TCP connection of its own and sends something a correct peer never
 would: junk, frames with a bad checksum, truncated or oversized frames, meta that is
 not a map or lacks fields, requests before HELLO, unknown message types, OSD_OPs with
-malformed op vectors. Afterwards:
+malformed op vectors, daemon-only messages from a client. Most of it runs against a
+cluster with `auth none`, so that raw frames get past the handshake; a cephx cluster
+gets the handshake's own bad input (refused methods, bogus proofs, requests before
+authentication, OSD sessions without a ticket). Afterwards:
 
 * the daemon closed that connection or answered with an error;
 * every daemon process is still alive and a normal client still works;
@@ -18,6 +21,7 @@ the output (`SHOAL_TEST_SEED=<n>` replays a run).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -131,11 +135,10 @@ class Env:
         return meta
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """A cluster of this module's own: a bug found here must not take down the shared one."""
-    print(f"seed={SEED}")
-    cluster = TestCluster(str(tmp_path_factory.mktemp("bad")), osds=3).start()
+@contextlib.contextmanager
+def running_env(directory: str, auth: str) -> Iterator[Env]:
+    """A cluster with pool `bad_pool` and the canary written; stopped afterwards."""
+    cluster = TestCluster(directory, osds=3, auth=auth).start(extra_conf="mon allow pool delete = true")
     try:
         with cluster.admin() as admin:
             ret, _, outs = admin.command({"prefix": "osd pool create", "pool": POOL, "pg_num": 8})
@@ -150,6 +153,23 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         cluster.down()
 
 
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A cluster of this module's own, with `auth none` so raw frames get past the handshake;
+    and a bug found here must not take down the shared cluster."""
+    print(f"seed={SEED}")
+    with running_env(str(tmp_path_factory.mktemp("bad")), "none") as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def cephx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """The same with cephx: for bad input during the authentication handshake."""
+    print(f"seed={SEED}")
+    with running_env(str(tmp_path_factory.mktemp("badcephx")), "cephx") as e:
+        yield e
+
+
 # -- raw connections ---------------------------------------------------------------------------------
 
 @dataclass
@@ -162,38 +182,55 @@ class Probe:
         return [f.type for f in self.frames]
 
 
+class Raw:
+    """One raw TCP connection to a daemon: send bytes, read frames, notice the close."""
+
+    def __init__(self, addr: tuple[str, int], timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.port = int(self.sock.getsockname()[1])
+        self.decoder = FrameDecoder()
+        self.frames: list[Frame] = []
+        self.closed = False
+
+    def send(self, payload: bytes, shut_wr: bool = False) -> None:
+        try:
+            self.sock.sendall(payload)
+            if shut_wr:
+                self.sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            self.closed = True
+
+    def read(self, replies: int = 0, timeout: float = 5.0) -> None:
+        """Until `replies` frames in all arrived (0: until the daemon closes), or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and not (replies and len(self.frames) >= replies):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.closed = True
+                return
+            self.frames += self.decoder.feed(chunk)
+
+    def close(self) -> Probe:
+        self.sock.close()
+        return Probe(self.port, self.closed, self.frames)
+
+
 def probe(addr: tuple[str, int], payload: bytes, replies: int = 0, shut_wr: bool = False,
           timeout: float = 5.0) -> Probe:
     """Send `payload` on a new connection; read until the daemon closes, or `replies` frames came."""
-    frames: list[Frame] = []
-    closed = False
-    with socket.create_connection(addr, timeout=timeout) as s:
-        port = int(s.getsockname()[1])
-        try:
-            s.sendall(payload)
-            if shut_wr:
-                s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            return Probe(port, True, frames)
-        decoder = FrameDecoder()
-        deadline = time.monotonic() + timeout
-        while not (replies and len(frames) >= replies):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                chunk = s.recv(65536)
-            except TimeoutError:
-                break
-            except ConnectionResetError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            frames += decoder.feed(chunk)
-    return Probe(port, closed, frames)
+    raw = Raw(addr, timeout)
+    raw.send(payload, shut_wr)
+    raw.read(replies, timeout)
+    return raw.close()
 
 
 def raw_frame(type_: int, meta_raw: bytes, data: bytes = b"", *, magic: bytes = MAGIC, version: int = VERSION,
@@ -216,7 +253,10 @@ def new_log(target: Target, offset: int) -> str:
 
 
 def mentions(text: str, port: int) -> list[str]:
-    return [line for line in text.splitlines() if re.search(rf"peer=[\d.]+:{port}\b", line)]
+    """Warnings and errors about the connection from our `port` (INFO lines such as
+    `event=session` are the normal life of a connection, not a complaint about it)."""
+    return [line for line in text.splitlines()
+            if re.search(rf" (WARNING|ERROR) .*peer=[\d.]+:{port}\b", line)]
 
 
 def check_after(env: Env, target: Target, offset: int, p: Probe, *, closed: bool | None,
@@ -633,44 +673,115 @@ def test_requests_behind_a_malformed_one_are_not_executed(env: Env, which: str) 
         env.write_canary()
 
 
-@pytest.mark.xfail(reason="an OSD serves PG_QUERY put/get (replica-only messages) to any client: a client "
-                          "overwrites objects bypassing the PG log and replication (shoal/osd/daemon.py _handle)",
-                   strict=True)
-def test_osd_refuses_replica_messages_from_clients(fresh_cluster: TestCluster) -> None:
-    c = fresh_cluster
-    with c.admin() as admin:
-        ret, _, outs = admin.command({"prefix": "osd pool create", "pool": "bad_rep", "pg_num": 4})
-        assert ret == 0, outs
-        pool = admin.client.pool_by_name("bad_rep")
-        assert pool is not None
-        env = Env(c, admin, pool.id)
-        c.wait_healthy(3, 30)
-        env.write_canary()
-        osdmap = admin.client.osdmap
+def test_osd_refuses_replica_messages_from_clients(tmp_path: Path) -> None:
+    """PG_QUERY (recovery's get/put of whole objects) and REP_OP are for OSDs only: a client
+    using them would bypass the PG log, replication and its caps."""
+    with running_env(str(tmp_path / "rep"), "none") as env:
+        osdmap = env.admin.client.osdmap
         assert osdmap is not None
-        pgid = f"{pool.id}.{osdmap.object_to_ps(osdmap.pools[pool.id], CANARY):x}"
+        pgid = f"{env.pool_id}.{osdmap.object_to_ps(osdmap.pools[env.pool_id], CANARY):x}"
         t = env.target("osd")
-        put = frame_bytes(Msg.PG_QUERY, {"tid": 2, "pgid": pgid, "epoch": osdmap.epoch, "what": "put", "nspace": "",
-                                         "name": CANARY, "state": {"exists": True}}, b"EVIL")
-        p = probe(t.addr, HELLO + put, replies=2, timeout=3)
-        assert env.read_canary() == (0, CANARY_DATA, CANARY_XATTR), "a client overwrote the canary"
-        assert p.closed or (p.frames[-1].type in (Msg.ERROR, Msg.PG_REPLY) and p.frames[-1].meta.get("r", 0) < 0)
+        for type_, meta, data in (
+                (Msg.PG_QUERY, {"tid": 2, "pgid": pgid, "epoch": osdmap.epoch, "what": "put", "nspace": "",
+                                "name": CANARY, "state": {"exists": True}}, b"EVIL"),
+                (Msg.PG_QUERY, {"tid": 2, "pgid": pgid, "epoch": osdmap.epoch, "what": "get", "nspace": "",
+                                "name": CANARY}, b""),
+                (Msg.PG_QUERY, {"tid": 2, "pgid": pgid, "epoch": osdmap.epoch, "what": "list"}, b""),
+                (Msg.REP_OP, {"tid": 2, "pgid": pgid, "epoch": osdmap.epoch}, b"")):
+            offset, epoch = log_size(t), env.epoch()
+            p = probe(t.addr, HELLO + frame_bytes(type_, meta, data), replies=2, timeout=3)
+            assert Msg.PG_REPLY not in p.types() and Msg.REP_OP_REPLY not in p.types(), (meta, p.frames)
+            check_after(env, t, offset, p, closed=None, epoch=epoch, what=f"{type_.name} {meta.get('what')}")
 
 
-@pytest.mark.xfail(reason="the monitor accepts OSD_BOOT for any OSD id from any entity: a client re-points "
-                          "osd.N's address and flaps it (shoal/mon/daemon.py _handle/_osd_boot)", strict=True)
-def test_mon_refuses_osd_boot_from_a_client(fresh_cluster: TestCluster) -> None:
-    c = fresh_cluster
-    with c.admin() as admin:
-        before = admin.command_json({"prefix": "osd dump"})
-        env = Env(c, admin, 0)
+def test_mon_refuses_osd_messages_from_a_client(tmp_path: Path) -> None:
+    """OSD_BOOT from a client would re-point an OSD's address and flap it."""
+    with running_env(str(tmp_path / "boot"), "none") as env:
         t = env.target("mon")
-        boot = frame_bytes(Msg.OSD_BOOT, {"tid": 2, "osd": 0, "addr": "10.255.255.1:9", "host": "evil",
-                                          "uuid": "x", "weight": 1.0})
-        p = probe(t.addr, HELLO + boot, replies=2, timeout=2)
-        after = admin.command_json({"prefix": "osd dump"})
-        assert Msg.OSD_BOOT_REPLY not in p.types()
-        assert after["epoch"] == before["epoch"] and after["osds"] == before["osds"]
+        before = env.admin.command_json({"prefix": "osd dump"})
+        for type_, meta in ((Msg.OSD_BOOT, {"tid": 2, "osd": 0, "addr": "10.255.255.1:9", "host": "evil",
+                                             "uuid": "x", "weight": 1.0}),
+                            (Msg.OSD_FAILURE, {"reporter": 1, "target": 0, "epoch": before["epoch"]}),
+                            (Msg.OSD_BEACON, {"osd": 0, "epoch": before["epoch"], "pgs": []})):
+            offset = log_size(t)
+            p = probe(t.addr, HELLO + frame_bytes(type_, meta), replies=2, timeout=2)
+            assert Msg.OSD_BOOT_REPLY not in p.types(), p.frames
+            check_after(env, t, offset, p, closed=None, epoch=before["epoch"], what=type_.name)
+        after = env.admin.command_json({"prefix": "osd dump"})
+        assert after["osds"] == before["osds"]
+
+
+# -- cephx: bad input during the authentication handshake ---------------------------------------------------
+
+CEPHX_HELLO = {"protocol": 1, "entity": "client.admin", "auth": ["cephx"], "modes": ["crc"]}
+
+
+@both
+@pytest.mark.parametrize("meta", [
+    {"protocol": 1, "entity": "client.admin", "auth": ["none"]},
+    {"protocol": 1, "entity": "client.admin", "auth": []},
+    {"protocol": 1, "entity": "client.admin", "auth": ["kerberos"]},
+    {"protocol": 1, "entity": "", "auth": ["cephx"]},
+    {"protocol": 1, "entity": "no-dot", "auth": ["cephx"]},
+    {"protocol": 1, "entity": "client." + "x" * 5000, "auth": ["cephx"]},
+    {"protocol": 1, "entity": ["client.admin"], "auth": ["cephx"]},
+    {"protocol": 1, "entity": "client.admin", "auth": "cephx"},
+], ids=lambda m: repr(m)[:60])
+def test_cephx_hello_refused(cephx_env: Env, which: str, meta: dict[str, Any]) -> None:
+    t = cephx_env.target(which)
+    offset, epoch = log_size(t), cephx_env.epoch()
+    p = probe(t.addr, frame_bytes(Msg.HELLO, meta), replies=1, timeout=3)
+    assert Msg.HELLO_REPLY not in p.types(), p.frames
+    check_after(cephx_env, t, offset, p, closed=True, exact_mentions=True, epoch=epoch, what=f"HELLO {meta}")
+
+
+@examples(15)
+@seed(SEED)
+@given(request=st.dictionaries(st.sampled_from(["challenge", "proof", "services", "extra"]),
+                               CMD_ARG | st.binary(min_size=0, max_size=64), max_size=4),
+       entity=st.sampled_from(["client.admin", "client.nosuchuser", "osd.0"]))
+def test_cephx_bogus_auth_request(cephx_env: Env, request: dict[str, Any], entity: str) -> None:
+    """Whatever the proof, a monitor that challenged us refuses it (the same way for unknown users)."""
+    t = cephx_env.target("mon")
+    offset, epoch = log_size(t), cephx_env.epoch()
+    raw = Raw(t.addr)
+    raw.send(frame_bytes(Msg.HELLO, {**CEPHX_HELLO, "entity": entity, "tid": 1}))
+    raw.read(1)
+    assert [(f.type, f.meta.get("auth")) for f in raw.frames] == [(Msg.HELLO_REPLY, "cephx")], raw.frames
+    raw.send(frame_bytes(Msg.AUTH_REQUEST, {"tid": 2, **request}))
+    raw.read(0, timeout=3)
+    p = raw.close()
+    assert Msg.AUTH_REPLY not in p.types(), p.frames
+    check_after(cephx_env, t, offset, p, closed=True, exact_mentions=True, epoch=epoch,
+                what=f"AUTH_REQUEST {request} as {entity}")
+
+
+@pytest.mark.parametrize("type_", [Msg.AUTH_REQUEST, Msg.TICKET_REQUEST, Msg.ROTATING_REQUEST, Msg.MON_COMMAND])
+def test_cephx_requests_before_authentication(cephx_env: Env, type_: Msg) -> None:
+    t = cephx_env.target("mon")
+    offset, epoch = log_size(t), cephx_env.epoch()
+    meta = {"tid": 2, "cmd": {"prefix": "osd pool create", "pool": "bad_unauth", "pg_num": 1}}
+    for payload in (frame_bytes(type_, meta), frame_bytes(Msg.HELLO, CEPHX_HELLO) + frame_bytes(type_, meta)):
+        p = probe(t.addr, payload, replies=3, timeout=3)
+        assert Msg.AUTH_REPLY not in p.types() and Msg.MON_COMMAND_REPLY not in p.types(), p.frames
+        assert Msg.TICKET_REPLY not in p.types() and Msg.ROTATING_REPLY not in p.types(), p.frames
+        check_after(cephx_env, t, offset, p, closed=True, epoch=epoch, what=f"{type_.name} unauthenticated")
+
+
+@examples(10)
+@seed(SEED)
+@given(hello=st.fixed_dictionaries({"protocol": st.just(1), "entity": st.just("client.admin"),
+                                    "auth": st.just(["cephx"])},
+                                   optional={"ticket": CMD_ARG | st.binary(max_size=200),
+                                             "authorizer": CMD_ARG | st.binary(max_size=200),
+                                             "challenge": st.binary(max_size=40)}))
+def test_cephx_osd_refuses_sessions_without_a_valid_ticket(cephx_env: Env, hello: dict[str, Any]) -> None:
+    t = cephx_env.target("osd")
+    offset, epoch = log_size(t), cephx_env.epoch()
+    op = frame_bytes(Msg.OSD_OP, cephx_env.osd_op_meta(ops=[{"op": "writefull", "d": [0, 4]}]), b"EVIL")
+    p = probe(t.addr, frame_bytes(Msg.HELLO, hello) + op, replies=2, timeout=3)
+    assert Msg.OSD_OP_REPLY not in p.types(), p.frames
+    check_after(cephx_env, t, offset, p, closed=None, epoch=epoch, what=f"HELLO {hello}")
 
 
 @pytest.mark.slow
