@@ -379,6 +379,15 @@ def ceph_this_run(res: dict[str, Any], key: str) -> float | None:
     return None
 
 
+def cpu_ms_per_op(w: dict[str, Any]) -> tuple[float, float]:
+    """CPU milliseconds per op spent by all OSDs together and by the client: on a CPU-bound
+    box, throughput is roughly (cores available) / (CPU per op)."""
+    if not w["iops"]:
+        return 0.0, 0.0
+    osds = sum(v for k, v in w["cpu"].items() if k.startswith("osd."))
+    return 1000 * osds / w["iops"], 1000 * w["cpu"].get("client", 0.0) / w["iops"]
+
+
 def print_report(res: dict[str, Any]) -> None:
     rows = summary_rows(res)
     dirty = f", working tree differs in {', '.join(res['dirty_files'])}" if res.get("dirty_files") else ""
@@ -408,15 +417,17 @@ def print_report(res: dict[str, Any]) -> None:
 
     print()
     print("| workload | MB/s | IOPS | avg ms | p50 ms | p99 ms | max ms | ops | err | CPU mon/osd0/osd1/osd2/client/"
-          "others (% of 1 core) | peak RSS osd MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+          "others (% of 1 core) | CPU ms per op: OSDs / client | peak RSS osd MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     for w in res["workloads"]:
         cpu = w["cpu"]
         cpu_txt = "/".join(f"{100 * cpu.get(k, 0):.0f}" for k in ("mon", "osd.0", "osd.1", "osd.2", "client",
                                                                       "others"))
         rss = "/".join(f"{w['rss_peak_mib'].get(f'osd.{i}', 0):.0f}" for i in range(OSDS))
+        per_op = cpu_ms_per_op(w)
         print(f"| {w['name']} | {w['mb_s']:.1f} | {w['iops']:.0f} | {w['avg_ms']:.2f} | {w['p50_ms']:.2f} | "
-              f"{w['p99_ms']:.2f} | {w['max_ms']:.1f} | {w['ops']} | {w['errors']} | {cpu_txt} | {rss} |")
+              f"{w['p99_ms']:.2f} | {w['max_ms']:.1f} | {w['ops']} | {w['errors']} | {cpu_txt} | "
+              f"{per_op[0]:.3f} / {per_op[1]:.3f} | {rss} |")
 
     raw = res["raw_disk"]
     print()
@@ -438,8 +449,10 @@ def print_report(res: dict[str, Any]) -> None:
     for name, w in (ceph.get("workloads") or {}).items():
         cpu = w.get("cpu", {})
         osd_cpu = "/".join(f"{100 * cpu.get(f'osd.{i}', 0):.0f}" for i in range(OSDS))
+        per_op = cpu_ms_per_op(w)
         print(f"real Ceph {name}: {w['mb_s']:.1f} MB/s {w['iops']:.0f} IOPS avg {w['avg_ms']:.2f} ms; "
-              f"CPU osd {osd_cpu} %, rados {100 * cpu.get('client', 0):.0f} %, others {100 * cpu.get('others', 0):.0f} %")
+              f"CPU osd {osd_cpu} %, rados {100 * cpu.get('client', 0):.0f} %, others {100 * cpu.get('others', 0):.0f} "
+              f"% (incl. kernel I/O workers); CPU ms per op OSDs {per_op[0]:.3f} / rados {per_op[1]:.3f}")
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class _Op:
     target: _Target | None = None
     request: asyncio.Future[Frame] | None = None
     retry: asyncio.TimerHandle | None = None
+    session_losses: int = 0
 
 
 class Objecter:
@@ -228,7 +229,10 @@ class Objecter:
         op.request = None
         exc = fut.exception()
         if exc is not None:
-            self._retry_later(op, 0.5)  # the OSD went away: its replacement comes with a new map
+            # A session can close under a live OSD (its ticket expired): resend at once the
+            # first time; after that the OSD is likely gone and a new map is due.
+            op.session_losses += 1
+            self._retry_later(op, 0.0 if op.session_losses == 1 else 0.5)
             return
         reply = fut.result()
         if reply.type == Msg.ERROR:

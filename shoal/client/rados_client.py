@@ -21,7 +21,7 @@ from shoal.net.connection import parse_mon_hosts
 from shoal.net.handshake import Identity
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.messages import AUTH_NONE
-from shoal.wire.osd_op import OpBuilder
+from shoal.wire.osd_op import ALL_NSPACES, OpBuilder
 
 
 class RadosClient:
@@ -147,7 +147,10 @@ class RadosClient:
             while True:
                 b = OpBuilder()
                 b.add("pgls", start_after=start, max=page)
-                reply = await self.objecter.op(pool_id, "", "", b.ops, b"", ps=ps, timeout=self._op_timeout())
+                # The namespace travels with the listing, as librados sends it: the OSD checks
+                # caps against it and answers with its objects only.
+                reply = await self.objecter.op(pool_id, "", ALL_NSPACES if nspace is None else nspace, b.ops,
+                                               b"", ps=ps, timeout=self._op_timeout())
                 if reply.result < 0:
                     raise from_errno(reply.result, f"listing pool {pool_id}")
                 out = reply.outs[0]

@@ -217,6 +217,7 @@ class Monitor:
             elif t == Msg.AUTH_REQUEST:
                 self._auth_request(conn, frame)
             elif not conn.info.get("authenticated"):
+                log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
                 conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
                 conn.close()
             elif t == Msg.TICKET_REQUEST:
@@ -237,7 +238,9 @@ class Monitor:
             elif t == Msg.OSD_FAILURE:
                 self._osd_failure(frame)
             else:
-                log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
+                if not conn.info.get("warned_unknown"):  # once per connection, not per frame
+                    conn.info["warned_unknown"] = True
+                    log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
         except AuthError as exc:
             log.warning("event=auth_refused peer=%s entity=%s reason=%s", conn.peer, conn.info.get("entity"), exc)
@@ -252,6 +255,7 @@ class Monitor:
     def _hello(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
         if meta.get("protocol") != PROTOCOL_VERSION:
+            log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
             conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol version"})
             conn.close()
             return

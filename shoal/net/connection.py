@@ -98,13 +98,25 @@ class Connection(asyncio.BufferedProtocol):
             if fut is not None and not fut.done():
                 fut.set_result(frame)
             return
-        if self.handler is None:
+        if self.handler is None or self.closing:
             return
         result = self.handler(self, frame)
         if asyncio.iscoroutine(result):
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(self._guarded(result))
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
+
+    async def _guarded(self, handler: Any) -> None:
+        """Run a frame's handler unless an earlier frame's handler closed the connection:
+        requests queued behind a refused one must not execute."""
+        if self.closing:
+            handler.close()
+            return
+        await handler
+
+    @property
+    def closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

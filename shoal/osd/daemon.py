@@ -34,7 +34,7 @@ from shoal.osd.store.transaction import Transaction
 from shoal.placement.osdmap import OSDMap, parse_pgid
 from shoal.wire.frame import Frame
 from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
-from shoal.wire.osd_op import CALL, READ_OPS, WRITE_OPS
+from shoal.wire.osd_op import ALL_NSPACES, CALL, PG_OPS, READ_OPS, WRITE_OPS
 
 log = logging.getLogger("shoal.osd")
 
@@ -71,6 +71,8 @@ class OSD:
         self._map_lock = asyncio.Lock()
         self._epoch_changed = asyncio.Condition()
         self.ready_epoch = 0  # the newest map whose PG changes are fully applied
+        self._rebooting = False
+        self.boot_epoch = 0  # epoch of our last completed boot; 0 while booting
         self._tasks: list[asyncio.Task[Any]] = []
         self._stats_event = asyncio.Event()
         self.server: asyncio.Server | None = None
@@ -122,6 +124,7 @@ class OSD:
                         "osd": self.whoami, "addr": self.addr, "host": self.host, "uuid": self.uuid,
                         "weight": 1.0}, timeout=10)
                     await self.wait_for_epoch(int(reply.meta["epoch"]))
+                    self.boot_epoch = int(reply.meta["epoch"])
                     self._tasks.append(asyncio.create_task(self._watch_mon(conn)))
                     if self.mon_auth.method != AUTH_NONE:
                         self._tasks.append(asyncio.create_task(self._auth_refresh_loop(conn)))
@@ -150,6 +153,29 @@ class OSD:
     def _required(self, entity: str) -> str:
         return required_for(entity, str(self.conf("auth_cluster_required") or "cephx"),
                             str(self.conf("auth_service_required") or "cephx"))
+
+    def _boot_again(self, epoch: int) -> None:
+        """The map says we are down while we run (a stall, or `ceph osd down`): boot again,
+        as Ceph's OSDs do when "wrongly marked me down"."""
+        if self._rebooting:
+            return
+        self._rebooting = True
+        log.warning("event=wrongly_marked_down osd=%d epoch=%d", self.whoami, epoch)
+
+        async def boot() -> None:
+            try:
+                assert self.mon is not None
+                reply = await self.mon.request(Msg.OSD_BOOT, {"osd": self.whoami, "addr": self.addr,
+                                                              "host": self.host, "uuid": self.uuid,
+                                                              "weight": 1.0}, timeout=10)
+                self.boot_epoch = int(reply.meta["epoch"])
+            except (ShoalError, OSError) as exc:
+                log.warning("event=reboot_failed osd=%d error=%r", self.whoami, exc)
+            finally:
+                self._rebooting = False
+
+        task = asyncio.create_task(boot())
+        self._tasks.append(task)
 
     async def _watch_mon(self, conn: Connection) -> None:
         await conn.wait_closed()
@@ -203,6 +229,9 @@ class OSD:
                 pg.on_new_interval(up, interval, new.epoch)
             await self._remove_deleted_pools(live)
             self.ready_epoch = new.epoch
+            if (me is not None and not me.up and self.boot_epoch and new.epoch > self.boot_epoch
+                    and self.mon is not None and not self.mon.closed):
+                self._boot_again(new.epoch)
         async with self._epoch_changed:
             self._epoch_changed.notify_all()
         self.stats_changed()
@@ -296,6 +325,7 @@ class OSD:
             if t == Msg.HELLO:
                 self._hello_in(conn, frame)
             elif not conn.info.get("authenticated"):
+                log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
                 conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
                 conn.close()
             elif t == Msg.OSD_OP:
@@ -308,6 +338,9 @@ class OSD:
             elif t == Msg.PG_QUERY:
                 await self._pg_query(conn, frame)
             else:
+                if not conn.info.get("warned_unknown"):  # once per connection, not per frame
+                    conn.info["warned_unknown"] = True
+                    log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
         except AuthError as exc:
             log.warning("event=auth_refused peer=%s reason=%s", conn.peer, exc)
@@ -324,6 +357,7 @@ class OSD:
     def _hello_in(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
         if meta.get("protocol") != PROTOCOL_VERSION:
+            log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
             conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol"})
             conn.close()
             return
@@ -373,17 +407,27 @@ class OSD:
 
     async def _osd_op(self, conn: Connection, frame: Frame) -> None:
         m = frame.meta
-        await self.wait_for_epoch(int(m.get("epoch", 0)))
+        try:
+            await self.wait_for_epoch(int(m.get("epoch", 0)))
+        except TimeoutError:
+            self._retry(conn, frame)  # a map we cannot get (yet): the client waits and resends
+            return
         pool = self.osdmap.pools.get(int(m["pool"]))
         if pool is None:
             conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.ENOENT, "epoch": self.osdmap.epoch})
             return
         ops: list[dict[str, Any]] = m["ops"]
         name, nspace = str(m.get("oid", "")), str(m.get("ns", ""))
-        if not self._allowed(conn, pool, nspace, name, ops):
+        listing = any(op.get("op") in PG_OPS for op in ops)
+        if listing and len(ops) != 1:
+            conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EINVAL, "epoch": self.osdmap.epoch})
+            return
+        # A listing names no object: check it as a listing of the pool (namespace), whatever
+        # name the message carries, or an object-prefix grant would open the whole pool.
+        if not self._allowed(conn, pool, nspace, "" if listing else name, ops):
             conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EPERM, "epoch": self.osdmap.epoch})
             return
-        if ops and ops[0].get("op") == "pgls":
+        if listing:
             ps = int(m["ps"])
         else:
             ps = self.osdmap.object_to_ps(pool, name, nspace)
@@ -449,8 +493,22 @@ class OSD:
         start = op.get("start_after")
         start_oid = ObjectId(str(start[1]), str(start[0])) if start else None
         max_return = max(1, min(int(op.get("max", 1024)), 10000))
-        objects, more = self.store.list_objects(pg.coll, start_oid, max_return)
-        names = [[o.nspace, o.name] for o in objects if o.snap == HEAD]
+        nspace = str(frame.meta.get("ns", ""))
+        every_ns = nspace == ALL_NSPACES
+        names: list[list[str]] = []
+        cursor, more = start_oid, True
+        # Only the asked namespace's names leave the OSD; keep scanning past other
+        # namespaces' objects so a page is never empty while more remain.
+        while more and len(names) < max_return:
+            objects, more = self.store.list_objects(pg.coll, cursor, max_return)
+            if not objects:
+                more = False
+                break
+            cursor = objects[-1]
+            names += [[o.nspace, o.name] for o in objects
+                      if o.snap == HEAD and (every_ns or o.nspace == nspace)]
+        if len(names) > max_return:
+            names, more = names[:max_return], True
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": 0, "outs": [{"r": 0, "names": names, "more": more}]})
 
     # -- replication and recovery (from other OSDs) ------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from shoal.errors import ShoalError
+from shoal.errors import ShoalError, Shutdown
 from shoal.osd.pg_log import LogEntry, PGInfo, PGLog, Version, ver_str
 from shoal.osd.store.base import HEAD, ObjectId
 from shoal.osd.store.transaction import Transaction
@@ -196,7 +196,7 @@ class PG:
         interval_changed = self._interval_changed
         waits: list[Awaitable[Any]] = [self.osd.committer.submit(txn)]
         for replica in self.replicas:
-            waits.append(self.osd.peer_request(replica, Msg.REP_OP, {
+            waits.append(self._replicate_to(replica, {
                 "pgid": self.pgid, "epoch": self.osd.osdmap.epoch, "txn": wire,
                 "entry": entry.to_wire()}, payload))
         gathered = asyncio.gather(*waits, return_exceptions=True)
@@ -227,6 +227,18 @@ class PG:
         if not self.is_primary():
             raise IntervalChanged(self.pgid)
         return entry
+
+    async def _replicate_to(self, replica: int, meta: dict[str, Any], payload: Any) -> Any:
+        """Send one REP_OP, again on a fresh connection if the session merely closed (its
+        ticket expired, say); replicas recognise a resent entry by its version."""
+        for attempt in range(3):
+            try:
+                return await self.osd.peer_request(replica, Msg.REP_OP, dict(meta), payload)
+            except Shutdown:
+                if attempt == 2 or replica not in self.up:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def wait_active(self, timeout: float | None = None) -> None:
         if timeout:
@@ -272,7 +284,7 @@ class PG:
 
     async def _query(self, osd_id: int, what: str, **extra: Any) -> Any:
         reply = await self.osd.peer_request(osd_id, Msg.PG_QUERY, {
-            "pgid": self.pgid, "epoch": self.osd.osdmap.epoch, "what": what, **extra}, timeout=30.0)
+            "pgid": self.pgid, "epoch": self.osd.osdmap.epoch, "what": what, **extra}, timeout=10.0)
         if reply.meta.get("r", 0) < 0:
             raise ShoalError(f"pg {self.pgid} {what} query to osd.{osd_id} failed: {reply.meta.get('r')}",
                              -reply.meta["r"])

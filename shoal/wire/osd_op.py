@@ -20,6 +20,7 @@ READ_OPS = frozenset({
 })
 CALL = "call"  # object-class method; the OSD decides from the method's flags whether it writes
 PG_OPS = frozenset({"pgls"})  # addressed to a PG, not an object
+ALL_NSPACES = "\x01"  # librados' LIBRADOS_ALL_NSPACES: a listing of every namespace
 
 FLAG_FAILOK = 1  # per-op: a failure of this op does not abort the vector
 

@@ -22,8 +22,10 @@ semantics (`OSDCap::expand_profile`, `OSDCap::is_capable`, `MonCap` `profile rbd
   `rbd_header.*` in P); nothing outside P.
 * A CALL op needs only class permission (`class-read` for a read method, `class-write`
   for a write method), not `r`/`w` (`ceph_osd_op_mode_read` excludes CALL).
-* Listing (PGNLS) is checked against the empty object name, so no object-prefix grant
-  lets a user list a pool (the transcript: `rados --id glance -p volumes ls` → EPERM).
+* Listing (PGNLS) is checked against the empty object name librados sends and the I/O
+  context's namespace, so no object-prefix grant lets a user list a pool (the transcript:
+  `rados --id glance -p volumes ls` → EPERM), and the OSD answers with that namespace's
+  objects only.
 * Mon `profile rbd` = `mon r`, `osd r`, `pg r` (+ `osd blocklist add`): `osd pool create`
   needs `osd rw` → EACCES; `osd pool ls` / `osd pool get-quota` need `osd r`;
   `status` / `df` need `mon r` (the monitor answers `df`, cf. the no-mgr transcript).
@@ -412,9 +414,11 @@ def test_cli_refusals_match_real_ceph(authz: Authz, tmp_path: Path) -> None:
 
 
 def test_listing_is_not_checked_against_a_client_chosen_object_name(authz: Authz) -> None:
-    """A PGNLS op names no object: the OSD must check it as listing the pool, whatever
-    object name the client puts in the message. glance may read `rbd_info*` in every pool;
-    that must not let it list authz_volumes by sending its listing under that name."""
+    """A listing names no object (librados sends it with an empty name): the OSD must check
+    it as listing the pool, whatever name a crafted client puts in the message. glance may
+    read `rbd_info*` in every pool; that must not let it list authz_volumes by sending its
+    listing under that name. (Ceph's own check takes the name from the message too, so this
+    is a property we want rather than a behaviour copied from Ceph.)"""
     adm = authz.ioctx("admin", "authz_volumes")
     adm.write_full("volume-secret", b"x")
     adm.close()

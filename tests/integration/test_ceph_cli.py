@@ -692,9 +692,6 @@ def test_unknown_command_names_the_closest_matches(data_cluster: TestCluster) ->
     assert lines[-1] == "Error EINVAL: invalid command"
 
 
-@pytest.mark.xfail(reason="the monitor's refusal (ERROR then close) never reaches the client: Connection.close() "
-                          "drops the queued reply (shoal/net/connection.py), so the client re-hunts until "
-                          "client_mount_timeout and reports ETIMEDOUT", strict=True)
 def test_wrong_key_fails_fast_with_eacces(data_cluster: TestCluster, tmp_path: Path) -> None:
     """Real Ceph: `[errno 13] RADOS permission denied (error connecting to the cluster)`, in milliseconds."""
     keyring = tmp_path / "wrong.keyring"

@@ -215,9 +215,6 @@ def test_stopped_osd_is_marked_down_within_grace_and_io_continues(fresh_cluster:
     assert copies[0] == copies[1] == copies[2], f"replicas differ after the stop (seed={SEED})"
 
 
-@pytest.mark.xfail(reason="an OSD marked down while alive never boots again: no 'wrongly marked me down' "
-                          "handling in shoal/osd/daemon.py _handle_map, and the monitor ignores its beacons",
-                   strict=True)
 def test_continued_osd_rejoins_by_itself(fresh_cluster: TestCluster) -> None:
     c = fresh_cluster
     with connected(c) as client:
