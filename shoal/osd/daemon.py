@@ -463,12 +463,14 @@ class OSD:
                                                      "version": list(dup.version)})
                 return
         data = memoryview(frame.data) if frame.data else memoryview(b"")
-        if any(op.get("op") == "read" and (int(op.get("len", 0)) == 0 or int(op.get("len", 0)) > INLINE_READ_LIMIT)
-               for op in ops):
-            ctx, res = await asyncio.get_running_loop().run_in_executor(
-                self.readers, self._execute, pg.coll, oid, ops, data)
+        ctx = ObjectContext(self.store, pg.coll, oid)
+        # Large reads run on the reader pool so the loop keeps serving; small ones inline.
+        big = any(op.get("op") == "read" and min(int(op.get("len", 0)) or ctx.size, ctx.size) > INLINE_READ_LIMIT
+                  for op in ops)
+        if big:
+            res = await asyncio.get_running_loop().run_in_executor(self.readers, execute, ctx, ops, data)
         else:
-            ctx, res = self._execute(pg.coll, oid, ops, data)
+            res = execute(ctx, ops, data)
         if res.result < 0 or not writes or not ctx.modified:
             self.io["rd"] += 1
             out = res.data()
@@ -483,10 +485,6 @@ class OSD:
         self.io["wr_bytes"] += len(data)
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": 0, "outs": res.outs, "version": list(entry.version)},
                    res.data())
-
-    def _execute(self, coll: str, oid: ObjectId, ops: list[dict[str, Any]], data: memoryview) -> Any:
-        ctx = ObjectContext(self.store, coll, oid)
-        return ctx, execute(ctx, ops, data)
 
     def _pgls(self, conn: Connection, frame: Frame, pg: PG) -> None:
         op = frame.meta["ops"][0]

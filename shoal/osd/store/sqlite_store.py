@@ -61,6 +61,7 @@ from shoal.osd.store.transaction import (
 MAGIC = "shoal-objectstore"
 FORMAT_VERSION = 1
 DB_NAME = "objectstore.db"
+READER_CACHE_KIB = 8 * 1024
 DEFAULT_BLOCK_SIZE = 16 * 1024  # measured against 32/64/256 KiB: docs/decisions/0001-object-store.md
 
 # Strings that take part in keys are stored as UTF-8 BLOBs: BLOB comparison is memcmp,
@@ -119,7 +120,7 @@ class SqliteStore(ObjectStore):
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
         page_size: int = 4096,
-        cache_size_kib: int = 64 * 1024,
+        cache_size_kib: int = 32 * 1024,
         wal_autocheckpoint: int = 4096,
         fsync: bool = True,
     ) -> None:
@@ -543,6 +544,9 @@ class SqliteStore(ObjectStore):
             raise Shutdown(f"object store {self.path} is not mounted")
         c = self._connect()
         c.execute("PRAGMA query_only=1")  # a reader never writes, by construction
+        # Readers are several (event loop + reader pool); the OS page cache already holds
+        # hot blocks, so a small private cache each keeps the OSD's memory bounded.
+        c.execute(f"PRAGMA cache_size=-{min(self._cache_kib, READER_CACHE_KIB)}")
         with self._rconns_lock:
             self._rconns.append(c)
         loc.conn, loc.gen = c, self._gen
