@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +17,10 @@ from shoal.placement.pg import (
     raw_pg_to_pps,
     stable_mod,
 )
+from tests.conftest import FIXTURES  # noqa: E402
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=300, database=None)
-OSD_MAP_FIXTURE = Path("/work/shared/reference/fixtures/json/ceph-osd-map.json")
+OSD_MAP_FIXTURE = FIXTURES / "json" / "ceph-osd-map.json"
 # The same record, kept here so the check runs where the shared fixtures are absent
 # (`ceph osd map rbd obj1` on Ceph 16.2.15; pool rbd = id 2, pg_num 8, hashpspool).
 OSD_MAP_RECORD = {"pool_id": 2, "objname": "obj1", "raw_pgid": "2.6cf8deff", "pgid": "2.7"}
