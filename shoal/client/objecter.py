@@ -139,7 +139,10 @@ class Objecter:
             fut.set_result(conn)
             return conn
         except BaseException as exc:
-            fut.set_exception(exc)
+            # Others may be waiting on this attempt: a cancellation of *this* task must reach
+            # them as a failed connection (which they retry), not as their own cancellation.
+            shared = exc if not isinstance(exc, asyncio.CancelledError) else Shutdown("connection attempt abandoned")
+            fut.set_exception(shared)
             fut.exception()
             raise
         finally:
