@@ -19,6 +19,7 @@ from shoal.auth.tickets import Ticket
 from shoal.errors import NotFound, ShoalError, Shutdown, TimedOut
 from shoal.net.connection import Connection, connect, split_addr
 from shoal.net.handshake import Identity, service_handshake
+from shoal.net.sessions import SessionCache
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.frame import Frame
 from shoal.wire.messages import Msg
@@ -72,8 +73,7 @@ class Objecter:
         self.request_map = request_map
         self.osdmap: OSDMap | None = None
         self._tids = itertools.count(1)
-        self._sessions: dict[int, tuple[str, Connection]] = {}
-        self._connecting: dict[int, asyncio.Future[Connection]] = {}
+        self._sessions = SessionCache()
         self._map_changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pg_cache: dict[tuple[int, int], list[int]] = {}
         self._inflight: dict[str, _Op] = {}
@@ -119,15 +119,7 @@ class Objecter:
 
     # -- sessions -----------------------------------------------------------------------
     async def _session(self, target: _Target) -> Connection:
-        cached = self._sessions.get(target.osd)
-        if cached is not None and cached[0] == target.addr and not cached[1].closed:
-            return cached[1]
-        pending = self._connecting.get(target.osd)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self._connecting[target.osd] = fut
-        try:
+        async def open_() -> Connection:
             host, port = split_addr(target.addr)
             conn = await connect(host, port, None, name=f"osd.{target.osd}", timeout=5.0)
             try:
@@ -135,18 +127,9 @@ class Objecter:
             except (ShoalError, OSError):
                 conn.close()
                 raise
-            self._sessions[target.osd] = (target.addr, conn)
-            fut.set_result(conn)
             return conn
-        except BaseException as exc:
-            # Others may be waiting on this attempt: a cancellation of *this* task must reach
-            # them as a failed connection (which they retry), not as their own cancellation.
-            shared = exc if not isinstance(exc, asyncio.CancelledError) else Shutdown("connection attempt abandoned")
-            fut.set_exception(shared)
-            fut.exception()
-            raise
-        finally:
-            del self._connecting[target.osd]
+
+        return await self._sessions.get(target.osd, target.addr, open_)
 
     # -- ops --------------------------------------------------------------------------------
     async def op(self, pool_id: int, oid: str, nspace: str, ops: list[dict[str, Any]],
@@ -192,9 +175,9 @@ class Objecter:
         if op.target is None:
             self.request_map()  # no OSD of this PG is up: the next map may have one
             return
-        cached = self._sessions.get(op.target.osd)
-        if cached is not None and cached[0] == op.target.addr and not cached[1].closed:
-            self._start(op, cached[1])
+        cached = self._sessions.cached(op.target.osd, op.target.addr)
+        if cached is not None:
+            self._start(op, cached)
         else:
             task = asyncio.ensure_future(self._connect_then_send(op, op.target))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -259,6 +242,4 @@ class Objecter:
                 self._send(op)
 
     async def close(self) -> None:
-        for _, conn in self._sessions.values():
-            conn.close()
-        self._sessions.clear()
+        self._sessions.close_all()

@@ -25,6 +25,7 @@ from shoal.cls.registry import RD, WR, lookup
 from shoal.errors import NotFound, ShoalError, Shutdown
 from shoal.net.connection import Connection, connect, serve, split_addr
 from shoal.net.handshake import Identity, mon_handshake, renew_tickets, service_handshake
+from shoal.net.sessions import SessionCache
 from shoal.osd.committer import GroupCommitter
 from shoal.osd.object_context import ObjectContext
 from shoal.osd.ops import execute, vector_writes
@@ -66,8 +67,7 @@ class OSD:
         self.committer = GroupCommitter(store)
         self.readers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="read")
         self.mon: Connection | None = None
-        self.peers: dict[int, tuple[str, Connection]] = {}
-        self._peer_connecting: dict[int, asyncio.Future[Connection]] = {}
+        self.peers = SessionCache()
         self._map_lock = asyncio.Lock()
         self._epoch_changed = asyncio.Condition()
         self.ready_epoch = 0  # the newest map whose PG changes are fully applied
@@ -252,31 +252,19 @@ class OSD:
         info = self.osdmap.osds.get(osd_id)
         if info is None or not info.up:
             raise Shutdown(f"osd.{osd_id} is not up")
-        cached = self.peers.get(osd_id)
-        if cached is not None and cached[0] == info.addr and not cached[1].closed:
-            return cached[1]
-        pending = self._peer_connecting.get(osd_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self._peer_connecting[osd_id] = fut
-        try:
+
+        async def open_() -> Connection:
             host, port = split_addr(info.addr)
             conn = await connect(host, port, self._handle, name=f"osd.{osd_id}")
-            await service_handshake(conn, self.identity, self.tickets.get("osd"), f"osd.{osd_id}")
+            try:
+                await service_handshake(conn, self.identity, self.tickets.get("osd"), f"osd.{osd_id}")
+            except (ShoalError, OSError):
+                conn.close()
+                raise
             conn.info.update(entity=f"osd.{osd_id}", authenticated=True, osdcap=None)
-            self.peers[osd_id] = (info.addr, conn)
-            fut.set_result(conn)
             return conn
-        except BaseException as exc:
-            # Others may be waiting on this attempt: a cancellation of *this* task must reach
-            # them as a failed connection (which they retry), not as their own cancellation.
-            shared = exc if not isinstance(exc, asyncio.CancelledError) else Shutdown("connection attempt abandoned")
-            fut.set_exception(shared)
-            fut.exception()
-            raise
-        finally:
-            del self._peer_connecting[osd_id]
+
+        return await self.peers.get(osd_id, info.addr, open_)
 
     async def peer_request(self, osd_id: int, type_: int, meta: dict[str, Any],
                            data: bytes | memoryview = b"", timeout: float | None = None) -> Frame:
