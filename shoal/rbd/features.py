@@ -185,11 +185,7 @@ def update_features(current: int, mask: int, enabled: bool) -> int:
     the requested state is an error; dependencies must hold afterwards.
     """
     disable_mask = MUTABLE | DISABLE_ONLY
-    if (
-        (enabled and mask & ~MUTABLE)
-        or (not enabled and mask & ~disable_mask)
-        or mask & MUTABLE_INTERNAL
-    ):
+    if (enabled and mask & ~MUTABLE) or (not enabled and mask & ~disable_mask) or mask & MUTABLE_INTERNAL:
         raise FeatureError("cannot update immutable features")
     set_om, set_fd = bool(mask & OBJECT_MAP), bool(mask & FAST_DIFF)
     has_om, has_fd = bool(current & OBJECT_MAP), bool(current & FAST_DIFF)
@@ -206,9 +202,13 @@ def update_features(current: int, mask: int, enabled: bool) -> int:
             raise FeatureError("one or more requested features are already enabled")
         new = current | mask
         if mask & OBJECT_MAP and not new & EXCLUSIVE_LOCK:
-            raise FeatureError("cannot enable object-map. exclusive-lock must be enabled before enabling object-map.")
+            raise FeatureError(
+                "cannot enable object-map. exclusive-lock must be enabled before enabling object-map."
+            )
         if mask & JOURNALING and not new & EXCLUSIVE_LOCK:
-            raise FeatureError("cannot enable journaling. exclusive-lock must be enabled before enabling journaling.")
+            raise FeatureError(
+                "cannot enable journaling. exclusive-lock must be enabled before enabling journaling."
+            )
         return new
     if mask & ~current:
         raise FeatureError("one or more requested features are already disabled")

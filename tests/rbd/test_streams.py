@@ -8,10 +8,10 @@ import gzip
 import hashlib
 import json
 from functools import cache
-from pathlib import Path
 
 import pytest
 
+from shoal.errors import InvalidArgument
 from shoal.rbd.streams import (
     BadBanner,
     DiffReader,
@@ -195,7 +195,7 @@ def test_merged_diff_fixture(img: str) -> None:
 
 
 def test_merge_rejects_unrelated_snapshots() -> None:
-    with pytest.raises(StreamError) as ei:
+    with pytest.raises(InvalidArgument) as ei:
         merge_diffs([load("img1-s1-s2.diff")], [load("img1-s1-s2.diff")])
     assert ei.value.errno == errno.EINVAL
 
