@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -61,7 +62,11 @@ from shoal.osd.store.transaction import (
 MAGIC = "shoal-objectstore"
 FORMAT_VERSION = 1
 DB_NAME = "objectstore.db"
+log = logging.getLogger("shoal.osd.store")
 READER_CACHE_KIB = 8 * 1024
+CHECKPOINT_INTERVAL = 0.2  # seconds between background checkpoint attempts
+CHECKPOINT_MIN_WAL = 4 << 20  # do not bother below this WAL size
+WAL_HARD_LIMIT = 512 << 20  # beyond this, checkpoint even if it makes commits wait
 DEFAULT_BLOCK_SIZE = 16 * 1024  # measured against 32/64/256 KiB: docs/decisions/0001-object-store.md
 
 # Strings that take part in keys are stored as UTF-8 BLOBs: BLOB comparison is memcmp,
@@ -123,6 +128,7 @@ class SqliteStore(ObjectStore):
         cache_size_kib: int = 32 * 1024,
         wal_autocheckpoint: int = 4096,
         fsync: bool = True,
+        background_checkpoint: bool = True,
     ) -> None:
         """`path` is a directory (created by mount). block_size and page_size apply
         when the store is created; an existing store keeps its own. `fsync=False`
@@ -133,7 +139,12 @@ class SqliteStore(ObjectStore):
         self._bs = block_size
         self._page_size = page_size
         self._cache_kib = cache_size_kib
-        self._autockpt = wal_autocheckpoint
+        # With a background checkpointer the committing thread never copies WAL pages into
+        # the database itself: that work (a second write of every byte) leaves the commit path.
+        self._autockpt = 0 if background_checkpoint else wal_autocheckpoint
+        self._bg_checkpoint = background_checkpoint
+        self._ckpt_stop = threading.Event()
+        self._ckpt_thread: threading.Thread | None = None
         self._sync = "FULL" if fsync else "NORMAL"
         self._wlock = threading.Lock()
         self._w: sqlite3.Connection | None = None
@@ -168,6 +179,10 @@ class SqliteStore(ObjectStore):
                 raise
             self._lock_fd = fd
             self._failed = None
+            if self._bg_checkpoint:
+                self._ckpt_stop.clear()
+                self._ckpt_thread = threading.Thread(target=self._checkpointer, name="checkpoint", daemon=True)
+                self._ckpt_thread.start()
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False only so umount can close every connection; each
@@ -234,7 +249,32 @@ class SqliteStore(ObjectStore):
             )
         self._bs = int(meta["block_size"])
 
+    def _checkpointer(self) -> None:
+        """Copy committed WAL pages into the database without blocking commits (PASSIVE);
+        only a WAL past WAL_HARD_LIMIT gets a RESTART checkpoint, which waits for writers."""
+        c = self._connect()
+        wal = self.db_path + "-wal"
+        try:
+            while not self._ckpt_stop.wait(CHECKPOINT_INTERVAL):
+                try:
+                    size = os.path.getsize(wal)
+                except OSError:
+                    continue
+                if size < CHECKPOINT_MIN_WAL:
+                    continue
+                mode = "RESTART" if size > WAL_HARD_LIMIT else "PASSIVE"
+                try:
+                    c.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                except sqlite3.Error as e:  # retried next round; commits are unaffected
+                    log.warning("event=checkpoint_failed store=%s error=%s", self.path, e)
+        finally:
+            c.close()
+
     def umount(self) -> None:
+        if self._ckpt_thread is not None:
+            self._ckpt_stop.set()
+            self._ckpt_thread.join()
+            self._ckpt_thread = None
         with self._wlock:
             if self._w is None:
                 return

@@ -1,0 +1,352 @@
+"""cls_rbd methods on `rbd_header.<id>`: create, size, features, striping, flags, timestamps, metadata.
+
+Stored keys and their bytes follow ceph-facts §1 (u64 `size`, u8 `order`, u64 `features`,
+string `object_prefix`, u64 `snap_seq`, utime_t timestamps, i64 `data_pool_id`, u64
+`stripe_unit`/`stripe_count`/`flags`/`op_features`, `metadata_<key>` = encoded bufferlist).
+Inputs/outputs are msgpack (see rbd_common). "snap_id" arguments default to HEAD.
+"""
+
+from __future__ import annotations
+
+import time
+
+from shoal.cls import rbd_common as c
+from shoal.cls.encoding import Decoder, dec_i64, dec_utime, enc_bytes, enc_i64, enc_u8, enc_u64, enc_utime_float
+from shoal.cls.registry import RD, WR, MethodContext, method
+from shoal.errors import Exists, InvalidArgument, NotFound
+from shoal.rbd import features as F
+
+MAX_METADATA_KEY = 1024  # keep keys bounded; Ceph has no documented limit here (our choice)
+
+
+def load_snap(ctx: MethodContext, snap_id: int) -> dict:
+    raw = c.read_key(ctx, c.snap_key(snap_id))
+    if raw is None:
+        raise NotFound(f"no snapshot {snap_id}")
+    rec = c.unpack_record(raw)
+    if not isinstance(rec, dict):
+        raise InvalidArgument("corrupt snapshot record")
+    return rec
+
+
+def require_feature(ctx: MethodContext, bit: int) -> int:
+    features = c.read_u64(ctx, "features")
+    if not features & bit:
+        raise c.NoExec(f"image lacks feature {F.FEATURE_NAMES.get(bit, bit)}")
+    return features
+
+
+@method("rbd", "create", RD | WR)
+def create(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {size, order, features, object_prefix, data_pool_id=-1}. Out: nil.
+
+    EEXIST if the header already has an object_prefix; ENOSYS for unknown feature bits;
+    EINVAL for the OPERATIONS bit, an empty prefix, or DATA_POOL disagreeing with data_pool_id.
+    """
+    a = c.args(data)
+    size = c.get_int(a, "size")
+    order = c.get_int(a, "order", hi=63)
+    features = c.get_int(a, "features")
+    prefix = c.get_str(a, "object_prefix")
+    data_pool_id = c.get_int(a, "data_pool_id", -1, lo=-(1 << 63), hi=(1 << 63) - 1)
+    if not prefix:
+        raise InvalidArgument("empty object prefix")
+    if features & ~F.ALL:
+        raise c.NotImplementedFeature(f"unknown feature bits {features & ~F.ALL:#x}")
+    if features & F.OPERATIONS:
+        raise InvalidArgument("the operations feature is set implicitly, never at create")
+    # DATA_POOL means "data lives in another pool": the id and the bit must agree.
+    if bool(features & F.DATA_POOL) != (data_pool_id >= 0):
+        raise InvalidArgument("data pool feature and data_pool_id disagree")
+    if c.read_key(ctx, "object_prefix") is not None:
+        raise Exists("image header already exists")
+    now = enc_utime_float(time.time())
+    kv = {
+        "size": enc_u64(size),
+        "order": enc_u8(order),
+        "features": enc_u64(features),
+        "object_prefix": c.enc_string(prefix),
+        "snap_seq": enc_u64(0),
+        "create_timestamp": now,
+        "access_timestamp": now,
+        "modify_timestamp": now,
+    }
+    if features & F.DATA_POOL:
+        kv["data_pool_id"] = enc_i64(data_pool_id)
+    ctx.omap_set(kv)
+    return b""
+
+
+@method("rbd", "get_size", RD)
+def get_size(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {snap_id=HEAD}. Out: {size, order}. ENOENT for a missing header or snapshot."""
+    a = c.args(data)
+    snap_id = c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    order = c.read_u8(ctx, "order")
+    if snap_id == c.CEPH_NOSNAP:
+        size = c.read_u64(ctx, "size")
+    else:
+        size = int(load_snap(ctx, snap_id)["image_size"])
+    return c.out({"size": size, "order": order})
+
+
+@method("rbd", "set_size", RD | WR)
+def set_size(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {size}. Out: nil. Shrinking below the parent overlap shrinks the overlap (§4)."""
+    a = c.args(data)
+    size = c.get_int(a, "size")
+    old = c.read_u64(ctx, "size")
+    if size == old:
+        return b""
+    parent = c.read_key(ctx, "parent")
+    if parent is not None:
+        spec = c.unpack_record(parent)
+        overlap = spec.get("head_overlap")
+        if overlap is not None and overlap > size:
+            spec["head_overlap"] = size
+            ctx.omap_set({"parent": c.pack_record(spec)})
+    c.write_u64(ctx, "size", size)
+    return b""
+
+
+@method("rbd", "get_features", RD)
+def get_features(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {snap_id=HEAD, read_only=False}. Out: {features, incompatible}.
+
+    Snapshots share the image's features (Ceph dropped per-snapshot features); a
+    missing snapshot is ENOENT. `incompatible` is what an old client must understand.
+    """
+    a = c.args(data)
+    snap_id = c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    features = c.read_u64(ctx, "features")
+    if snap_id != c.CEPH_NOSNAP:
+        load_snap(ctx, snap_id)
+    return c.out({"features": features, "incompatible": features & F.INCOMPATIBLE})
+
+
+@method("rbd", "get_all_features", RD)
+def get_all_features(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: the mask of every feature bit this class knows."""
+    return c.out(F.ALL)
+
+
+@method("rbd", "set_features", RD | WR)
+def set_features(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {features, mask}. Out: nil. Only bits in `mask` change.
+
+    EINVAL if a bit being enabled is not mutable, or a bit being disabled is neither
+    mutable nor disable-only (deep-flatten).
+    """
+    a = c.args(data)
+    features = c.get_int(a, "features")
+    mask = c.get_int(a, "mask")
+    current = c.read_u64(ctx, "features")
+    enabling = features & mask
+    if enabling & ~F.MUTABLE:
+        raise InvalidArgument(f"features {enabling & ~F.MUTABLE:#x} can't be enabled")
+    disabling = ~features & mask & F.ALL
+    if disabling & ~(F.MUTABLE | F.DISABLE_ONLY):
+        raise InvalidArgument(f"features {disabling & ~(F.MUTABLE | F.DISABLE_ONLY):#x} can't be disabled")
+    if mask & ~F.ALL:
+        raise InvalidArgument("unknown feature bits in mask")
+    c.write_u64(ctx, "features", (current & ~mask) | (features & mask))
+    return b""
+
+
+@method("rbd", "get_object_prefix", RD)
+def get_object_prefix(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: the object prefix string (e.g. "rbd_data.<id>")."""
+    return c.out(c.read_string(ctx, "object_prefix"))
+
+
+@method("rbd", "get_data_pool", RD)
+def get_data_pool(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: the data pool id, or -1 when data lives in the header's pool."""
+    c.require_object(ctx)
+    raw = c.read_key(ctx, "data_pool_id")
+    return c.out(-1 if raw is None else dec_i64(raw))
+
+
+@method("rbd", "get_stripe_unit_count", RD)
+def get_stripe_unit_count(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: {stripe_unit, stripe_count}; defaults 1<<order and 1 when unset."""
+    order = c.read_u8(ctx, "order")
+    unit = c.read_u64(ctx, "stripe_unit", 1 << order)
+    count = c.read_u64(ctx, "stripe_count", 1)
+    return c.out({"stripe_unit": unit, "stripe_count": count})
+
+
+@method("rbd", "set_stripe_unit_count", RD | WR)
+def set_stripe_unit_count(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {stripe_unit, stripe_count}. Out: nil.
+
+    ENOEXEC without STRIPINGV2; EINVAL for a zero count, or a unit that is zero, larger
+    than the object size, or not a divisor of it (§1).
+    """
+    a = c.args(data)
+    unit = c.get_int(a, "stripe_unit")
+    count = c.get_int(a, "stripe_count")
+    require_feature(ctx, F.STRIPINGV2)
+    obj_size = 1 << c.read_u8(ctx, "order")
+    if count == 0 or unit == 0 or unit > obj_size or obj_size % unit:
+        raise InvalidArgument(f"bad striping {unit}x{count} for object size {obj_size}")
+    ctx.omap_set({"stripe_unit": enc_u64(unit), "stripe_count": enc_u64(count)})
+    return b""
+
+
+@method("rbd", "get_flags", RD)
+def get_flags(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {snap_id=HEAD}. Out: the flags u64 (a snapshot's own copy for a snap id)."""
+    a = c.args(data)
+    snap_id = c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    if snap_id == c.CEPH_NOSNAP:
+        c.require_object(ctx)
+        return c.out(c.read_u64(ctx, "flags", 0))
+    return c.out(int(load_snap(ctx, snap_id).get("flags", 0)))
+
+
+@method("rbd", "set_flags", RD | WR)
+def set_flags(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {flags, mask, snap_id=HEAD}. Out: nil. Bits outside `mask` keep their value."""
+    a = c.args(data)
+    flags = c.get_int(a, "flags")
+    mask = c.get_int(a, "mask")
+    snap_id = c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    c.read_u64(ctx, "size")  # ENOENT unless this is an image header
+    if snap_id == c.CEPH_NOSNAP:
+        old = c.read_u64(ctx, "flags", 0)
+        c.write_u64(ctx, "flags", (old & ~mask) | (flags & mask))
+    else:
+        rec = load_snap(ctx, snap_id)
+        rec["flags"] = (int(rec.get("flags", 0)) & ~mask) | (flags & mask)
+        ctx.omap_set({c.snap_key(snap_id): c.pack_record(rec)})
+    return b""
+
+
+@method("rbd", "op_features_get", RD)
+def op_features_get(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: the op_features u64 (0 when unset)."""
+    c.read_u64(ctx, "features")
+    return c.out(c.read_u64(ctx, "op_features", 0))
+
+
+@method("rbd", "op_features_set", RD | WR)
+def op_features_set(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {op_features, mask}. Out: nil. EINVAL for unknown op-feature bits.
+
+    The OPERATIONS feature bit mirrors "any op feature set", so old clients that don't
+    know an op feature refuse to write the image.
+    """
+    a = c.args(data)
+    op_features = c.get_int(a, "op_features")
+    mask = c.get_int(a, "mask")
+    known = sum(F.OP_FEATURE_NAMES)
+    if (op_features | mask) & ~known:
+        raise InvalidArgument("unknown op feature bits")
+    features = c.read_u64(ctx, "features")
+    new = (c.read_u64(ctx, "op_features", 0) & ~mask) | (op_features & mask)
+    features = features | F.OPERATIONS if new else features & ~F.OPERATIONS
+    ctx.omap_set({"op_features": enc_u64(new), "features": enc_u64(features)})
+    return b""
+
+
+def _timestamp(ctx: MethodContext, key: str) -> bytes:
+    raw = c.read_key(ctx, key)
+    if raw is None:
+        c.read_u64(ctx, "size")  # ENOENT for a non-header; a pre-timestamp header reads as 0
+        return c.out([0, 0])
+    return c.out(list(dec_utime(raw)))
+
+
+@method("rbd", "get_create_timestamp", RD)
+def get_create_timestamp(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: [sec, nsec]."""
+    return _timestamp(ctx, "create_timestamp")
+
+
+@method("rbd", "get_access_timestamp", RD)
+def get_access_timestamp(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: [sec, nsec]."""
+    return _timestamp(ctx, "access_timestamp")
+
+
+@method("rbd", "get_modify_timestamp", RD)
+def get_modify_timestamp(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: [sec, nsec]."""
+    return _timestamp(ctx, "modify_timestamp")
+
+
+@method("rbd", "set_access_timestamp", RD | WR)
+def set_access_timestamp(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: nil. Stamps "now"."""
+    c.read_u64(ctx, "size")
+    ctx.omap_set({"access_timestamp": enc_utime_float(time.time())})
+    return b""
+
+
+@method("rbd", "set_modify_timestamp", RD | WR)
+def set_modify_timestamp(ctx: MethodContext, data: bytes) -> bytes:
+    """In: nothing. Out: nil. Stamps "now"."""
+    c.read_u64(ctx, "size")
+    ctx.omap_set({"modify_timestamp": enc_utime_float(time.time())})
+    return b""
+
+
+# -- image metadata (metadata_<key> -> encoded bufferlist) --------------------------------
+def _meta_key(a: dict) -> str:
+    key = c.get_str(a, "key")
+    if not key or len(key) > MAX_METADATA_KEY:
+        raise InvalidArgument("bad metadata key")
+    return c.METADATA_PREFIX + key
+
+
+@method("rbd", "metadata_set", RD | WR)
+def metadata_set(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {data: {key: bytes|str}}. Out: nil. Works on any object (also rbd_info-like pool meta)."""
+    a = c.args(data)
+    items = a.get("data")
+    if not isinstance(items, dict) or not items:
+        raise InvalidArgument("metadata_set needs a non-empty data map")
+    kv = {}
+    for key, value in items.items():
+        full = _meta_key({"key": key})
+        kv[full] = enc_bytes(c.get_bytes({"v": value}, "v"))
+    ctx.omap_set(kv)
+    return b""
+
+
+@method("rbd", "metadata_get", RD)
+def metadata_get(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {key}. Out: the value bytes. ENOENT when unset."""
+    key = _meta_key(c.args(data))
+    raw = c.read_key(ctx, key)
+    if raw is None:
+        raise NotFound(f"no metadata {key!r}")
+    d = Decoder(raw)
+    value = d.bytes_()
+    d.finish()
+    return c.out(value)
+
+
+@method("rbd", "metadata_remove", RD | WR)
+def metadata_remove(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {key}. Out: nil. ENOENT when unset."""
+    key = _meta_key(c.args(data))
+    if c.read_key(ctx, key) is None:
+        raise NotFound(f"no metadata {key!r}")
+    ctx.omap_rm([key])
+    return b""
+
+
+@method("rbd", "metadata_list", RD)
+def metadata_list(ctx: MethodContext, data: bytes) -> bytes:
+    """In: {start_after="", max_return=64}. Out: {key: bytes} in key order (a page)."""
+    a = c.args(data)
+    start = c.get_str(a, "start_after", "")
+    max_return = c.get_int(a, "max_return", 64, lo=1, hi=1 << 20)
+    after = c.METADATA_PREFIX + start if start else ""
+    result = {}
+    for key, raw in c.all_vals(ctx, c.METADATA_PREFIX, after, max_return):
+        d = Decoder(raw)
+        result[key[len(c.METADATA_PREFIX):]] = d.bytes_()
+    return c.out(result)
