@@ -16,7 +16,7 @@ from shoal.auth.keyring import find_key
 from shoal.client.monclient import MonClient
 from shoal.client.objecter import Objecter, OpReply
 from shoal.config.config import keyring_search_paths
-from shoal.errors import InvalidArgument, NotFound, ShoalError, from_errno
+from shoal.errors import InvalidArgument, NotFound, from_errno
 from shoal.net.connection import parse_mon_hosts
 from shoal.net.handshake import Identity
 from shoal.placement.osdmap import OSDMap, Pool
@@ -130,13 +130,6 @@ class RadosClient:
         return await self.objecter.op(pool_id, oid, nspace, builder.ops, builder.data(),
                                       timeout=timeout or self._op_timeout())
 
-    async def checked(self, pool_id: int, oid: str, builder: OpBuilder, nspace: str = "",
-                      what: str = "") -> OpReply:
-        reply = await self.operate(pool_id, oid, builder, nspace)
-        if reply.result < 0:
-            raise from_errno(reply.result, f"{what or 'operation'} on {oid!r}: {os.strerror(-reply.result)}")
-        return reply
-
     async def list_objects(self, pool_id: int, nspace: str | None = "",
                            page: int = 1024) -> AsyncIterator[tuple[str, str]]:
         """Every (namespace, name) in a pool, PG by PG (nspace None = all namespaces)."""
@@ -160,11 +153,3 @@ class RadosClient:
                 if not out.get("more") or not out["names"]:
                     break
                 start = out["names"][-1]
-
-
-def raise_for(reply: OpReply, what: str) -> None:
-    if reply.result < 0:
-        raise from_errno(reply.result, what)
-
-
-__all__ = ["RadosClient", "ShoalError", "raise_for"]

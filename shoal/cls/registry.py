@@ -69,11 +69,6 @@ def lookup(cls: str, name: str) -> ClassMethod | None:
     return _METHODS.get((cls, name))
 
 
-def class_exists(cls: str) -> bool:
-    _load_builtin_classes()
-    return any(c == cls for c, _ in _METHODS)
-
-
 _loaded = False
 
 

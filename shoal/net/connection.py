@@ -145,13 +145,6 @@ class Connection(asyncio.BufferedProtocol):
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(out)
 
-    async def send_drained(self, type_: int, meta: dict[str, Any],
-                           data: bytes | bytearray | memoryview = b"") -> None:
-        """send(), then wait while the socket's buffer is over its high-water mark."""
-        self.send(type_, meta, data)
-        if not self._can_write.is_set():
-            await self._can_write.wait()
-
     def reply(self, request: Frame, type_: int, meta: dict[str, Any],
               data: bytes | bytearray | memoryview = b"") -> None:
         meta["rtid"] = request.meta.get("tid")

@@ -25,8 +25,6 @@ class GroupCommitter:
         self._pending: list[tuple[Transaction, asyncio.Future[None]]] = []
         self._running = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="commit")
-        self.batches = 0
-        self.txns = 0
 
     def submit(self, txn: Transaction) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -52,8 +50,6 @@ class GroupCommitter:
                     if not batch[0][1].done():
                         batch[0][1].set_exception(exc)
                     continue
-                self.batches += 1
-                self.txns += len(batch)
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_result(None)

@@ -76,7 +76,6 @@ class PG:
         self.num_objects = 0
         self.num_bytes = 0
         self._peering: asyncio.Task[None] | None = None
-        self.stats_dirty = True
 
     # -- persistence ------------------------------------------------------------------
     def load(self) -> None:
@@ -96,7 +95,6 @@ class PG:
         objects, _ = self.osd.store.list_objects(self.coll)
         self.num_objects = sum(1 for o in objects if o.snap == HEAD)
         self.num_bytes = sum(self.osd.store.stat(self.coll, o).size for o in objects)
-        self.stats_dirty = True
 
     def add_create(self, txn: Transaction) -> None:
         txn.create_collection(self.coll)
@@ -127,7 +125,6 @@ class PG:
         if self._peering is not None:
             self._peering.cancel()
             self._peering = None
-        self.stats_dirty = True
         if self.is_primary():
             self.state = "peering"
             self._peering = asyncio.create_task(self._peer(interval))
@@ -192,7 +189,6 @@ class PG:
         self._log_txn(txn, entry)
         self.num_objects += delta_objects
         self.num_bytes += delta_bytes
-        self.stats_dirty = True
         interval_changed = self._interval_changed
         waits: list[Awaitable[Any]] = [self.osd.committer.submit(txn)]
         for replica in self.replicas:
@@ -274,7 +270,6 @@ class PG:
             # A member did not answer: report it and wait for the map to change.
             log.warning("event=peering_blocked pg=%s interval=%s error=%r", self.pgid, self.up, exc)
             self.state = "peering"
-            self.stats_dirty = True
             await asyncio.sleep(1.0)
             if interval == self.interval:  # retry until the map changes the interval
                 self._peering = asyncio.create_task(self._peer(interval))
@@ -311,11 +306,9 @@ class PG:
         min_size = pool.min_size if pool else 1
         if len(self.up) < min_size:
             self.state = "undersized+degraded+peered"
-            self.stats_dirty = True
             return  # IO stays blocked until enough members are back
         self.state = "active+clean" if len(self.up) >= size else "active+undersized+degraded"
         self.next_seq = max(self.next_seq, self.log.head[1] + 1)
-        self.stats_dirty = True
         self.active.set()
         self.osd.stats_changed()
 
