@@ -12,12 +12,24 @@ for pool in volumes images backups vms; do
   step ceph osd pool create "$pool" 128
 done
 step ceph osd pool ls detail
+# The guide's users, with the guide's caps; their keyrings go next to ceph.conf.
+conf_dir=$(dirname "$CEPH_CONF")
+step ceph auth get-or-create client.glance mon 'profile rbd' osd 'profile rbd pool=images' \
+  -o "$conf_dir/ceph.client.glance.keyring"
+step ceph auth get-or-create client.cinder mon 'profile rbd' \
+  osd 'profile rbd pool=volumes, profile rbd pool=vms, profile rbd-read-only pool=images' \
+  -o "$conf_dir/ceph.client.cinder.keyring"
+step ceph auth get-or-create client.cinder-backup mon 'profile rbd' osd 'profile rbd pool=backups' \
+  -o "$conf_dir/ceph.client.cinder-backup.keyring"
+step ceph auth ls
 tmp=$(mktemp); trap 'rm -f "$tmp" "$tmp.out"' EXIT
 echo "hello from the walkthrough" > "$tmp"
-step rados -p images put greeting "$tmp"
-step rados -p images get greeting "$tmp.out"
+step rados --id glance -p images put greeting "$tmp"
+step rados --id glance -p images get greeting "$tmp.out"
 step cat "$tmp.out"
 step rados -p images stat greeting
+echo; echo "# glance may not touch volumes (expected: Operation not permitted)"
+step rados --id glance -p volumes put greeting "$tmp" || true
 step ceph -s
 echo
 echo "The cluster keeps running; stop it with: shoal down --dir $dir"
