@@ -48,6 +48,10 @@ class NotImplementedFeature(ShoalError):
     errno = 38  # ENOSYS
 
 
+class CrossDevice(ShoalError):
+    errno = 18  # EXDEV: the old parent API can't carry a pool namespace
+
+
 class BadFd(ShoalError):
     errno = 9  # EBADF
 

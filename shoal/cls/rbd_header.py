@@ -2,7 +2,7 @@
 
 Stored keys and their bytes follow ceph-facts §1 (u64 `size`, u8 `order`, u64 `features`,
 string `object_prefix`, u64 `snap_seq`, utime_t timestamps, i64 `data_pool_id`, u64
-`stripe_unit`/`stripe_count`/`flags`/`op_features`, `metadata_<key>` = encoded bufferlist).
+`stripe_unit`/`stripe_count`/`flags`/`op_features`, `metadata_<key>` = the raw value bytes).
 Inputs/outputs are msgpack (see rbd_common). "snap_id" arguments default to HEAD.
 """
 
@@ -11,7 +11,14 @@ from __future__ import annotations
 import time
 
 from shoal.cls import rbd_common as c
-from shoal.cls.encoding import Decoder, dec_i64, dec_utime, enc_bytes, enc_i64, enc_u8, enc_u64, enc_utime_float
+from shoal.cls.encoding import (
+    dec_i64,
+    dec_utime,
+    enc_i64,
+    enc_u8,
+    enc_u64,
+    enc_utime_float,
+)
 from shoal.cls.registry import RD, WR, MethodContext, method
 from shoal.errors import Exists, InvalidArgument, NotFound
 from shoal.rbd import features as F
@@ -30,7 +37,8 @@ def load_snap(ctx: MethodContext, snap_id: int) -> dict:
 
 
 def require_feature(ctx: MethodContext, bit: int) -> int:
-    features = c.read_u64(ctx, "features")
+    """ENOEXEC unless the header has `bit` (a header without features is an old image: ENOEXEC too)."""
+    features = c.read_u64(ctx, "features", 0)
     if not features & bit:
         raise c.NoExec(f"image lacks feature {F.FEATURE_NAMES.get(bit, bit)}")
     return features
@@ -40,8 +48,9 @@ def require_feature(ctx: MethodContext, bit: int) -> int:
 def create(ctx: MethodContext, data: bytes) -> bytes:
     """In: {size, order, features, object_prefix, data_pool_id=-1}. Out: nil.
 
-    EEXIST if the header already has an object_prefix; ENOSYS for unknown feature bits;
-    EINVAL for the OPERATIONS bit, an empty prefix, or DATA_POOL disagreeing with data_pool_id.
+    ENOSYS for unknown feature bits; EINVAL for an empty prefix; EEXIST if the header
+    already has an object_prefix; EINVAL for the OPERATIONS bit or DATA_POOL disagreeing
+    with data_pool_id (-1 = none), checked in that order as cls_rbd does.
     """
     a = c.args(data)
     size = c.get_int(a, "size")
@@ -49,17 +58,18 @@ def create(ctx: MethodContext, data: bytes) -> bytes:
     features = c.get_int(a, "features")
     prefix = c.get_str(a, "object_prefix")
     data_pool_id = c.get_int(a, "data_pool_id", -1, lo=-(1 << 63), hi=(1 << 63) - 1)
-    if not prefix:
-        raise InvalidArgument("empty object prefix")
+    # Ceph's order of checks: unknown bits, empty prefix, existing header, then OPERATIONS / data pool.
     if features & ~F.ALL:
         raise c.NotImplementedFeature(f"unknown feature bits {features & ~F.ALL:#x}")
-    if features & F.OPERATIONS:
-        raise InvalidArgument("the operations feature is set implicitly, never at create")
-    # DATA_POOL means "data lives in another pool": the id and the bit must agree.
-    if bool(features & F.DATA_POOL) != (data_pool_id >= 0):
-        raise InvalidArgument("data pool feature and data_pool_id disagree")
+    if not prefix:
+        raise InvalidArgument("empty object prefix")
     if c.read_key(ctx, "object_prefix") is not None:
         raise Exists("image header already exists")
+    if features & F.OPERATIONS:
+        raise InvalidArgument("the operations feature is set implicitly, never at create")
+    # DATA_POOL means "data lives in another pool": -1 (no data pool) and the bit must agree.
+    if bool(features & F.DATA_POOL) != (data_pool_id != -1):
+        raise InvalidArgument("data pool feature and data_pool_id disagree")
     now = enc_utime_float(time.time())
     kv = {
         "size": enc_u64(size),
@@ -96,9 +106,7 @@ def set_size(ctx: MethodContext, data: bytes) -> bytes:
     a = c.args(data)
     size = c.get_int(a, "size")
     old = c.read_u64(ctx, "size")
-    if size == old:
-        return b""
-    parent = c.read_key(ctx, "parent")
+    parent = c.read_key(ctx, "parent") if size < old else None
     if parent is not None:
         spec = c.unpack_record(parent)
         overlap = spec.get("head_overlap")
@@ -111,17 +119,17 @@ def set_size(ctx: MethodContext, data: bytes) -> bytes:
 
 @method("rbd", "get_features", RD)
 def get_features(ctx: MethodContext, data: bytes) -> bytes:
-    """In: {snap_id=HEAD, read_only=False}. Out: {features, incompatible}.
+    """In: {snap_id=HEAD (ignored, as in current Ceph), read_only=False}. Out: {features, incompatible}.
 
-    Snapshots share the image's features (Ceph dropped per-snapshot features); a
-    missing snapshot is ENOENT. `incompatible` is what an old client must understand.
+    `incompatible` is what a client must understand to open the image: the
+    read-incompatible set for read-only opens, else the read-write-incompatible set.
     """
     a = c.args(data)
-    snap_id = c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    c.get_int(a, "snap_id", c.CEPH_NOSNAP)
+    read_only = bool(a.get("read_only", False))
     features = c.read_u64(ctx, "features")
-    if snap_id != c.CEPH_NOSNAP:
-        load_snap(ctx, snap_id)
-    return c.out({"features": features, "incompatible": features & F.INCOMPATIBLE})
+    incompatible = features & (F.INCOMPATIBLE if read_only else F.RW_INCOMPATIBLE)
+    return c.out({"features": features, "incompatible": incompatible})
 
 
 @method("rbd", "get_all_features", RD)
@@ -134,21 +142,23 @@ def get_all_features(ctx: MethodContext, data: bytes) -> bytes:
 def set_features(ctx: MethodContext, data: bytes) -> bytes:
     """In: {features, mask}. Out: nil. Only bits in `mask` change.
 
-    EINVAL if a bit being enabled is not mutable, or a bit being disabled is neither
-    mutable nor disable-only (deep-flatten).
+    EINVAL if the mask touches internal bits (operations, migrating), a bit being enabled
+    is not mutable, or a bit being disabled is neither mutable nor disable-only.
+    Unknown mask bits are ignored.
     """
     a = c.args(data)
     features = c.get_int(a, "features")
     mask = c.get_int(a, "mask")
     current = c.read_u64(ctx, "features")
+    if mask & F.INTERNAL:
+        raise InvalidArgument("internal features can't be changed")
+    mask &= F.ALL  # newer clients may mask bits we don't know: ignore them, as Ceph does
     enabling = features & mask
     if enabling & ~F.MUTABLE:
         raise InvalidArgument(f"features {enabling & ~F.MUTABLE:#x} can't be enabled")
     disabling = ~features & mask & F.ALL
     if disabling & ~(F.MUTABLE | F.DISABLE_ONLY):
         raise InvalidArgument(f"features {disabling & ~(F.MUTABLE | F.DISABLE_ONLY):#x} can't be disabled")
-    if mask & ~F.ALL:
-        raise InvalidArgument("unknown feature bits in mask")
     c.write_u64(ctx, "features", (current & ~mask) | (features & mask))
     return b""
 
@@ -161,15 +171,19 @@ def get_object_prefix(ctx: MethodContext, data: bytes) -> bytes:
 
 @method("rbd", "get_data_pool", RD)
 def get_data_pool(ctx: MethodContext, data: bytes) -> bytes:
-    """In: nothing. Out: the data pool id, or -1 when data lives in the header's pool."""
-    c.require_object(ctx)
+    """In: nothing. Out: the data pool id, or -1 when data lives in the header's pool (or no header, as Ceph)."""
     raw = c.read_key(ctx, "data_pool_id")
     return c.out(-1 if raw is None else dec_i64(raw))
 
 
 @method("rbd", "get_stripe_unit_count", RD)
 def get_stripe_unit_count(ctx: MethodContext, data: bytes) -> bytes:
-    """In: nothing. Out: {stripe_unit, stripe_count}; defaults 1<<order and 1 when unset."""
+    """In: nothing. Out: {stripe_unit, stripe_count}; defaults 1<<order and 1 when unset.
+
+    ENOENT missing header; ENOEXEC without STRIPINGV2 (callers then use 1<<order x 1).
+    """
+    c.require_object(ctx)
+    require_feature(ctx, F.STRIPINGV2)
     order = c.read_u8(ctx, "order")
     unit = c.read_u64(ctx, "stripe_unit", 1 << order)
     count = c.read_u64(ctx, "stripe_count", 1)
@@ -186,6 +200,9 @@ def set_stripe_unit_count(ctx: MethodContext, data: bytes) -> bytes:
     a = c.args(data)
     unit = c.get_int(a, "stripe_unit")
     count = c.get_int(a, "stripe_count")
+    if count == 0 or unit == 0:
+        raise InvalidArgument("zero stripe unit or count")
+    c.require_object(ctx)
     require_feature(ctx, F.STRIPINGV2)
     obj_size = 1 << c.read_u8(ctx, "order")
     if count == 0 or unit == 0 or unit > obj_size or obj_size % unit:
@@ -226,34 +243,40 @@ def set_flags(ctx: MethodContext, data: bytes) -> bytes:
 @method("rbd", "op_features_get", RD)
 def op_features_get(ctx: MethodContext, data: bytes) -> bytes:
     """In: nothing. Out: the op_features u64 (0 when unset)."""
-    c.read_u64(ctx, "features")
+    c.require_object(ctx)
     return c.out(c.read_u64(ctx, "op_features", 0))
+
+
+def set_op_features(ctx: MethodContext, op_features: int, mask: int) -> None:
+    """Change op features under `mask`; the OPERATIONS feature bit mirrors "any op feature set"
+    (so clients that don't know op features refuse to write), and 0 removes the key."""
+    features = c.read_u64(ctx, "features")
+    old = c.read_u64(ctx, "op_features", 0)
+    new = (old & ~mask) | (op_features & mask)
+    if new == old:
+        return
+    if new:
+        ctx.omap_set({"op_features": enc_u64(new), "features": enc_u64(features | F.OPERATIONS)})
+    else:
+        ctx.omap_rm(["op_features"])
+        ctx.omap_set({"features": enc_u64(features & ~F.OPERATIONS)})
 
 
 @method("rbd", "op_features_set", RD | WR)
 def op_features_set(ctx: MethodContext, data: bytes) -> bytes:
-    """In: {op_features, mask}. Out: nil. EINVAL for unknown op-feature bits.
-
-    The OPERATIONS feature bit mirrors "any op feature set", so old clients that don't
-    know an op feature refuse to write the image.
-    """
+    """In: {op_features, mask}. Out: nil. EINVAL for unknown op-feature bits in the mask."""
     a = c.args(data)
     op_features = c.get_int(a, "op_features")
     mask = c.get_int(a, "mask")
-    known = sum(F.OP_FEATURE_NAMES)
-    if (op_features | mask) & ~known:
+    if mask & ~sum(F.OP_FEATURE_NAMES):
         raise InvalidArgument("unknown op feature bits")
-    features = c.read_u64(ctx, "features")
-    new = (c.read_u64(ctx, "op_features", 0) & ~mask) | (op_features & mask)
-    features = features | F.OPERATIONS if new else features & ~F.OPERATIONS
-    ctx.omap_set({"op_features": enc_u64(new), "features": enc_u64(features)})
+    set_op_features(ctx, op_features, mask)
     return b""
 
 
 def _timestamp(ctx: MethodContext, key: str) -> bytes:
     raw = c.read_key(ctx, key)
-    if raw is None:
-        c.read_u64(ctx, "size")  # ENOENT for a non-header; a pre-timestamp header reads as 0
+    if raw is None:  # as in Ceph: a missing stamp (or object) reads as the zero time
         return c.out([0, 0])
     return c.out(list(dec_utime(raw)))
 
@@ -278,21 +301,21 @@ def get_modify_timestamp(ctx: MethodContext, data: bytes) -> bytes:
 
 @method("rbd", "set_access_timestamp", RD | WR)
 def set_access_timestamp(ctx: MethodContext, data: bytes) -> bytes:
-    """In: nothing. Out: nil. Stamps "now"."""
-    c.read_u64(ctx, "size")
+    """In: nothing. Out: nil. Stamps "now". ENOENT missing object."""
+    c.require_object(ctx)
     ctx.omap_set({"access_timestamp": enc_utime_float(time.time())})
     return b""
 
 
 @method("rbd", "set_modify_timestamp", RD | WR)
 def set_modify_timestamp(ctx: MethodContext, data: bytes) -> bytes:
-    """In: nothing. Out: nil. Stamps "now"."""
-    c.read_u64(ctx, "size")
+    """In: nothing. Out: nil. Stamps "now". ENOENT missing object."""
+    c.require_object(ctx)
     ctx.omap_set({"modify_timestamp": enc_utime_float(time.time())})
     return b""
 
 
-# -- image metadata (metadata_<key> -> encoded bufferlist) --------------------------------
+# -- image metadata (metadata_<key> -> the value's raw bytes, as cls_rbd stores them) -------
 def _meta_key(a: dict) -> str:
     key = c.get_str(a, "key")
     if not key or len(key) > MAX_METADATA_KEY:
@@ -302,16 +325,14 @@ def _meta_key(a: dict) -> str:
 
 @method("rbd", "metadata_set", RD | WR)
 def metadata_set(ctx: MethodContext, data: bytes) -> bytes:
-    """In: {data: {key: bytes|str}}. Out: nil. Works on any object (also rbd_info-like pool meta)."""
+    """In: {data: {key: bytes|str}}. Out: nil. Works on any object (pool-level metadata lives in rbd_info)."""
     a = c.args(data)
     items = a.get("data")
-    if not isinstance(items, dict) or not items:
-        raise InvalidArgument("metadata_set needs a non-empty data map")
-    kv = {}
-    for key, value in items.items():
-        full = _meta_key({"key": key})
-        kv[full] = enc_bytes(c.get_bytes({"v": value}, "v"))
-    ctx.omap_set(kv)
+    if not isinstance(items, dict):
+        raise InvalidArgument("metadata_set needs a data map")
+    kv = {_meta_key({"key": key}): c.get_bytes({"v": value}, "v") for key, value in items.items()}
+    if kv:
+        ctx.omap_set(kv)
     return b""
 
 
@@ -322,15 +343,12 @@ def metadata_get(ctx: MethodContext, data: bytes) -> bytes:
     raw = c.read_key(ctx, key)
     if raw is None:
         raise NotFound(f"no metadata {key!r}")
-    d = Decoder(raw)
-    value = d.bytes_()
-    d.finish()
-    return c.out(value)
+    return c.out(raw)
 
 
 @method("rbd", "metadata_remove", RD | WR)
 def metadata_remove(ctx: MethodContext, data: bytes) -> bytes:
-    """In: {key}. Out: nil. ENOENT when unset."""
+    """In: {key}. Out: nil. ENOENT when unset (UNVERIFIED: Ceph's omap key removal may succeed instead)."""
     key = _meta_key(c.args(data))
     if c.read_key(ctx, key) is None:
         raise NotFound(f"no metadata {key!r}")
@@ -340,13 +358,10 @@ def metadata_remove(ctx: MethodContext, data: bytes) -> bytes:
 
 @method("rbd", "metadata_list", RD)
 def metadata_list(ctx: MethodContext, data: bytes) -> bytes:
-    """In: {start_after="", max_return=64}. Out: {key: bytes} in key order (a page)."""
+    """In: {start_after="", max_return=64 (0 = 64)}. Out: {key: bytes} in key order (a page). ENOENT missing object."""
     a = c.args(data)
     start = c.get_str(a, "start_after", "")
-    max_return = c.get_int(a, "max_return", 64, lo=1, hi=1 << 20)
+    max_return = c.get_int(a, "max_return", 64, hi=1 << 20) or 64
+    c.require_object(ctx)
     after = c.METADATA_PREFIX + start if start else ""
-    result = {}
-    for key, raw in c.all_vals(ctx, c.METADATA_PREFIX, after, max_return):
-        d = Decoder(raw)
-        result[key[len(c.METADATA_PREFIX):]] = d.bytes_()
-    return c.out(result)
+    return c.out({k[len(c.METADATA_PREFIX):]: v for k, v in c.all_vals(ctx, c.METADATA_PREFIX, after, max_return)})

@@ -76,4 +76,4 @@ def _load_builtin_classes() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from shoal.cls import hello  # noqa: F401 - registers on import
+        from shoal.cls import hello, lock, rbd  # noqa: F401 - registers on import
