@@ -218,15 +218,13 @@ class Monitor:
                 self._auth_request(conn, frame)
             elif not conn.info.get("authenticated"):
                 log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
-                conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
-                conn.close()
+                conn.refuse(frame, -13, "handshake required")
             elif t == Msg.TICKET_REQUEST:
                 conn.reply(frame, Msg.TICKET_REPLY, conn.info["auth"].handle_ticket_request(frame.meta))
             elif t == Msg.ROTATING_REQUEST:
                 conn.reply(frame, Msg.ROTATING_REPLY, conn.info["auth"].handle_rotating_request(frame.meta))
             elif t in (Msg.OSD_BOOT, Msg.OSD_BEACON, Msg.OSD_FAILURE) and not self._is_osd(conn, frame):
-                conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "only OSDs may send this"})
-                conn.close()
+                conn.refuse(frame, -13, "only OSDs may send this")
             elif t == Msg.MON_COMMAND:
                 self._command(conn, frame)
             elif t == Msg.MON_SUBSCRIBE:
@@ -244,20 +242,17 @@ class Monitor:
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
         except AuthError as exc:
             log.warning("event=auth_refused peer=%s entity=%s reason=%s", conn.peer, conn.info.get("entity"), exc)
-            conn.reply(frame, Msg.ERROR, {"err": -exc.errno, "msg": str(exc)})
-            conn.close()
+            conn.refuse(frame, -exc.errno, str(exc))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # A well-framed but malformed message: refuse it, keep serving others.
             log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, frame.type, exc)
-            conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"malformed message: {exc}"})
-            conn.close()
+            conn.refuse(frame, -22, f"malformed message: {exc}")
 
     def _hello(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
         if meta.get("protocol") != PROTOCOL_VERSION:
             log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
-            conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol version"})
-            conn.close()
+            conn.refuse(frame, -95, "unsupported protocol version")
             return
         if "auth" in conn.info:
             raise AuthError("HELLO repeated on one connection")

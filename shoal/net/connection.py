@@ -17,6 +17,7 @@ from typing import Any
 
 from shoal.errors import ProtocolError, Shutdown
 from shoal.wire.frame import Frame, FrameDecoder, Opener, Sealer, encode_frame
+from shoal.wire.messages import Msg
 
 log = logging.getLogger("shoal.net")
 
@@ -152,6 +153,11 @@ class Connection(asyncio.BufferedProtocol):
             self.send(type_, meta, data)
         except Shutdown:
             log.debug("event=reply_dropped peer=%s reason=closed", self.peer)
+
+    def refuse(self, request: Frame, err: int, msg: str) -> None:
+        """Answer `request` with an ERROR (negative errno) and close the connection."""
+        self.reply(request, Msg.ERROR, {"err": err, "msg": msg})
+        self.close()
 
     async def request(self, type_: int, meta: dict[str, Any], data: bytes | bytearray | memoryview = b"",
                       timeout: float | None = None) -> Frame:

@@ -317,13 +317,11 @@ class OSD:
                 self._hello_in(conn, frame)
             elif not conn.info.get("authenticated"):
                 log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
-                conn.reply(frame, Msg.ERROR, {"err": -13, "msg": "handshake required"})
-                conn.close()
+                conn.refuse(frame, -13, "handshake required")
             elif t == Msg.OSD_OP:
                 await self._osd_op(conn, frame)
             elif t in (Msg.REP_OP, Msg.PG_QUERY) and not str(conn.info.get("entity")).startswith("osd."):
-                conn.reply(frame, Msg.ERROR, {"err": -errno.EACCES, "msg": "only OSDs may send this"})
-                conn.close()
+                conn.refuse(frame, -errno.EACCES, "only OSDs may send this")
             elif t == Msg.REP_OP:
                 await self._rep_op(conn, frame)
             elif t == Msg.PG_QUERY:
@@ -335,22 +333,19 @@ class OSD:
                 conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
         except AuthError as exc:
             log.warning("event=auth_refused peer=%s reason=%s", conn.peer, exc)
-            conn.reply(frame, Msg.ERROR, {"err": -exc.errno, "msg": str(exc)})
-            conn.close()
+            conn.refuse(frame, -exc.errno, str(exc))
             if exc.errno == errno.EAGAIN and self.mon is not None and not self.mon.closed:
                 asyncio.ensure_future(self._refresh_secrets(self.mon)).add_done_callback(
                     lambda f: f.cancelled() or f.exception())
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, t, exc)
-            conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"malformed message: {exc}"})
-            conn.close()
+            conn.refuse(frame, -22, f"malformed message: {exc}")
 
     def _hello_in(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
         if meta.get("protocol") != PROTOCOL_VERSION:
             log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
-            conn.reply(frame, Msg.ERROR, {"err": -95, "msg": "unsupported protocol"})
-            conn.close()
+            conn.refuse(frame, -95, "unsupported protocol")
             return
         if "entity" in conn.info:
             raise AuthError("HELLO repeated on one connection")
