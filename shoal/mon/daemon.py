@@ -30,9 +30,10 @@ from shoal.mon.commands import handle_command
 from shoal.mon.state import CommandResult, MonInfo, MonMap, MonState, OSDStat, PGStat
 from shoal.mon.store.base import MonStore
 from shoal.net.connection import Connection, serve, split_addr
+from shoal.net.serving import protocol_ok, serve_frame
 from shoal.placement.osdmap import TYPE_HOST, OSDInfo, OSDMap, pgid_str
 from shoal.wire.frame import Frame
-from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
+from shoal.wire.messages import AUTH_NONE, Msg
 
 log = logging.getLogger("shoal.mon")
 
@@ -46,6 +47,7 @@ def _unpack(raw: bytes) -> Any:
 
 
 ALLOW_ALL = MonCap.parse("allow *")
+OSD_MESSAGES = frozenset({Msg.OSD_BOOT, Msg.OSD_BEACON, Msg.OSD_FAILURE})
 
 
 class Monitor:
@@ -64,6 +66,17 @@ class Monitor:
         self.auth_db, self.secrets = self._load_auth(initial_keyring or {})
         self._global_ids = itertools.count(int(time.time()) % 100000 * 1000 + 4100)
         self._tick_task: asyncio.Task[None] | None = None
+        self._handshake_handlers = {Msg.HELLO: self._hello, Msg.AUTH_REQUEST: self._auth_request}
+        self._handlers = {
+            Msg.TICKET_REQUEST: lambda c, f: c.reply(f, Msg.TICKET_REPLY, c.info["auth"].handle_ticket_request(f.meta)),
+            Msg.ROTATING_REQUEST: lambda c, f: c.reply(
+                f, Msg.ROTATING_REPLY, c.info["auth"].handle_rotating_request(f.meta)),
+            Msg.MON_COMMAND: self._command,
+            Msg.MON_SUBSCRIBE: self._subscribe,
+            Msg.OSD_BOOT: self._osd_boot,
+            Msg.OSD_BEACON: self._osd_beacon,
+            Msg.OSD_FAILURE: lambda c, f: self._osd_failure(f),
+        }
 
     # -- persistence ------------------------------------------------------------------
     def _load(self) -> MonState:
@@ -210,49 +223,12 @@ class Monitor:
 
     # -- request handling -------------------------------------------------------------
     async def _handle(self, conn: Connection, frame: Frame) -> None:
-        try:
-            t = frame.type
-            if t == Msg.HELLO:
-                self._hello(conn, frame)
-            elif t == Msg.AUTH_REQUEST:
-                self._auth_request(conn, frame)
-            elif not conn.info.get("authenticated"):
-                log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
-                conn.refuse(frame, -13, "handshake required")
-            elif t == Msg.TICKET_REQUEST:
-                conn.reply(frame, Msg.TICKET_REPLY, conn.info["auth"].handle_ticket_request(frame.meta))
-            elif t == Msg.ROTATING_REQUEST:
-                conn.reply(frame, Msg.ROTATING_REPLY, conn.info["auth"].handle_rotating_request(frame.meta))
-            elif t in (Msg.OSD_BOOT, Msg.OSD_BEACON, Msg.OSD_FAILURE) and not self._is_osd(conn, frame):
-                conn.refuse(frame, -13, "only OSDs may send this")
-            elif t == Msg.MON_COMMAND:
-                self._command(conn, frame)
-            elif t == Msg.MON_SUBSCRIBE:
-                self._subscribe(conn, frame)
-            elif t == Msg.OSD_BOOT:
-                self._osd_boot(conn, frame)
-            elif t == Msg.OSD_BEACON:
-                self._osd_beacon(conn, frame)
-            elif t == Msg.OSD_FAILURE:
-                self._osd_failure(frame)
-            else:
-                if not conn.info.get("warned_unknown"):  # once per connection, not per frame
-                    conn.info["warned_unknown"] = True
-                    log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
-                conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
-        except AuthError as exc:
-            log.warning("event=auth_refused peer=%s entity=%s reason=%s", conn.peer, conn.info.get("entity"), exc)
-            conn.refuse(frame, -exc.errno, str(exc))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            # A well-framed but malformed message: refuse it, keep serving others.
-            log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, frame.type, exc)
-            conn.refuse(frame, -22, f"malformed message: {exc}")
+        await serve_frame(conn, frame, log, handshake=self._handshake_handlers, handlers=self._handlers,
+                          daemons_only=OSD_MESSAGES, is_daemon=self._is_osd)
 
     def _hello(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
-        if meta.get("protocol") != PROTOCOL_VERSION:
-            log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
-            conn.refuse(frame, -95, "unsupported protocol version")
+        if not protocol_ok(conn, frame, log):
             return
         if "auth" in conn.info:
             raise AuthError("HELLO repeated on one connection")

@@ -25,6 +25,7 @@ from shoal.cls.registry import RD, WR, lookup
 from shoal.errors import NotFound, ShoalError, Shutdown
 from shoal.net.connection import Connection, connect, serve, split_addr
 from shoal.net.handshake import Identity, mon_handshake, renew_tickets, service_handshake
+from shoal.net.serving import protocol_ok, serve_frame
 from shoal.net.sessions import SessionCache
 from shoal.osd.committer import GroupCommitter
 from shoal.osd.object_context import ObjectContext
@@ -34,10 +35,11 @@ from shoal.osd.store.base import HEAD, ObjectId, ObjectStore
 from shoal.osd.store.transaction import Transaction
 from shoal.placement.osdmap import OSDMap, parse_pgid
 from shoal.wire.frame import Frame
-from shoal.wire.messages import AUTH_NONE, PROTOCOL_VERSION, Msg
+from shoal.wire.messages import AUTH_NONE, Msg
 from shoal.wire.osd_op import ALL_NSPACES, CALL, PG_OPS, READ_OPS, WRITE_OPS
 
 log = logging.getLogger("shoal.osd")
+PEER_MESSAGES = frozenset({Msg.REP_OP, Msg.PG_QUERY})  # only other OSDs may send these
 
 INLINE_READ_LIMIT = 256 * 1024  # larger reads run on the reader pool
 
@@ -55,6 +57,7 @@ class OSD:
         self.tickets: dict[str, Ticket] = {}
         self.mon_auth: Any = None
         self._caps_cache: dict[str, OSDCap] = {}
+        self._handlers = {Msg.OSD_OP: self._osd_op, Msg.REP_OP: self._rep_op, Msg.PG_QUERY: self._pg_query}
         self.store = store
         self.conf = conf
         self.mon_addrs = mon_addrs
@@ -311,41 +314,17 @@ class OSD:
 
     # -- incoming frames -------------------------------------------------------------------------
     async def _handle(self, conn: Connection, frame: Frame) -> None:
-        t = frame.type
-        try:
-            if t == Msg.HELLO:
-                self._hello_in(conn, frame)
-            elif not conn.info.get("authenticated"):
-                log.warning("event=refused peer=%s reason=request_before_handshake type=%d", conn.peer, t)
-                conn.refuse(frame, -13, "handshake required")
-            elif t == Msg.OSD_OP:
-                await self._osd_op(conn, frame)
-            elif t in (Msg.REP_OP, Msg.PG_QUERY) and not str(conn.info.get("entity")).startswith("osd."):
-                conn.refuse(frame, -errno.EACCES, "only OSDs may send this")
-            elif t == Msg.REP_OP:
-                await self._rep_op(conn, frame)
-            elif t == Msg.PG_QUERY:
-                await self._pg_query(conn, frame)
-            else:
-                if not conn.info.get("warned_unknown"):  # once per connection, not per frame
-                    conn.info["warned_unknown"] = True
-                    log.warning("event=unknown_message peer=%s type=%d", conn.peer, t)
-                conn.reply(frame, Msg.ERROR, {"err": -22, "msg": f"unknown message type {t}"})
-        except AuthError as exc:
-            log.warning("event=auth_refused peer=%s reason=%s", conn.peer, exc)
-            conn.refuse(frame, -exc.errno, str(exc))
-            if exc.errno == errno.EAGAIN and self.mon is not None and not self.mon.closed:
-                asyncio.ensure_future(self._refresh_secrets(self.mon)).add_done_callback(
-                    lambda f: f.cancelled() or f.exception())
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            log.warning("event=bad_message peer=%s type=%d error=%r", conn.peer, t, exc)
-            conn.refuse(frame, -22, f"malformed message: {exc}")
+        refused = await serve_frame(
+            conn, frame, log, handshake={Msg.HELLO: self._hello_in}, handlers=self._handlers,
+            daemons_only=PEER_MESSAGES, is_daemon=lambda c, f: str(c.info.get("entity")).startswith("osd."))
+        if refused is not None and refused.errno == errno.EAGAIN and self.mon is not None and not self.mon.closed:
+            # The client's ticket is sealed with a secret newer than ours: fetch the new ones.
+            asyncio.ensure_future(self._refresh_secrets(self.mon)).add_done_callback(
+                lambda f: f.cancelled() or f.exception())
 
     def _hello_in(self, conn: Connection, frame: Frame) -> None:
         meta = frame.meta
-        if meta.get("protocol") != PROTOCOL_VERSION:
-            log.warning("event=refused peer=%s reason=protocol_version version=%r", conn.peer, meta.get("protocol"))
-            conn.refuse(frame, -95, "unsupported protocol")
+        if not protocol_ok(conn, frame, log):
             return
         if "entity" in conn.info:
             raise AuthError("HELLO repeated on one connection")
