@@ -33,7 +33,9 @@ class ObjectContext:
         self.size = self.orig_size
         self.removed = False  # the stored object was removed by this vector
         # Pending data changes, in order: ("w", off, bytes) | ("z", off, len) | ("t", size)
-        self._data_ops: list[tuple[str, int, bytes | int]] = []
+        # Payloads are kept as given (often a slice of the received frame, which nobody
+        # modifies afterwards): no copy on the write path.
+        self._data_ops: list[tuple[str, int, bytes | memoryview | int]] = []
         self._xattrs: dict[str, bytes | None] = {}  # None = removed
         self._omap: dict[str, bytes | None] = {}
         self._omap_cleared = False
@@ -64,7 +66,7 @@ class ObjectContext:
             base.extend(bytes(end - offset - len(base)))
         for kind, off, arg in self._data_ops:
             if kind == "w":
-                assert isinstance(arg, bytes)
+                assert isinstance(arg, (bytes, memoryview))
                 lo, hi = max(off, offset), min(off + len(arg), end)
                 if lo < hi:
                     base[lo - offset:hi - offset] = arg[lo - off:hi - off]
@@ -79,13 +81,13 @@ class ObjectContext:
                     base[lo - offset:] = bytes(end - lo)
         return bytes(base)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if offset < 0 or offset + len(data) > MAX_OBJECT_SIZE:
             raise InvalidArgument(f"write beyond the maximum object size at {offset}+{len(data)}")
         self._touch()
         if data:
             self.txn.write(self.coll, self.oid, offset, data)
-            self._data_ops.append(("w", offset, bytes(data)))
+            self._data_ops.append(("w", offset, data))
             self.size = max(self.size, offset + len(data))
         self.mtime = time.time()
 

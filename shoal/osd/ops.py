@@ -50,14 +50,14 @@ def vector_writes(ops: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _payload(op: dict[str, Any], data: memoryview) -> bytes:
+def _payload(op: dict[str, Any], data: memoryview) -> memoryview:
     ref = op.get("d")
     if ref is None:
-        return b""
+        return memoryview(b"")
     off, length = int(ref[0]), int(ref[1])
     if off < 0 or length < 0 or off + length > len(data):
         raise InvalidArgument("op payload reference outside the request data")
-    return bytes(data[off:off + length])
+    return data[off:off + length]  # a view: writes keep the received buffer, uncopied
 
 
 def _nonneg(op: dict[str, Any], key: str, default: int = 0) -> int:
@@ -118,7 +118,7 @@ def _one(ctx: ObjectContext, op: dict[str, Any], data: memoryview, res: OpResult
     elif name == "getxattrs":
         out["attrs"] = ctx.getxattrs()
     elif name == "setxattr":
-        ctx.setxattr(str(op["name"]), _payload(op, data))
+        ctx.setxattr(str(op["name"]), bytes(_payload(op, data)))
     elif name == "rmxattr":
         ctx.rmxattr(str(op["name"]))
     elif name in ("omap_get_vals", "omap_get_keys"):
@@ -144,7 +144,7 @@ def _one(ctx: ObjectContext, op: dict[str, Any], data: memoryview, res: OpResult
     elif name == "omap_clear":
         ctx.omap_clear()
     elif name == "omap_setheader":
-        ctx.omap_set_header(_payload(op, data))
+        ctx.omap_set_header(bytes(_payload(op, data)))
     elif name == "checksum":
         ctx.require_exists()
         out["crc"] = ctx.store.checksum(ctx.coll, ctx.oid)
@@ -163,5 +163,5 @@ def _call(ctx: ObjectContext, op: dict[str, Any], data: memoryview, res: OpResul
     writes = bool(meth.flags & WR)
     if allow is not None and not allow("call", cls_name, True, writes):
         raise PermissionDenied(f"not allowed to call {cls_name}.{method_name}")
-    output = meth.fn(ctx, _payload(op, data))
+    output = meth.fn(ctx, bytes(_payload(op, data)))
     out["d"] = res.out_data(output or b"")

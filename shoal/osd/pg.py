@@ -366,7 +366,8 @@ class PG:
         entries = [e.to_wire() for e in auth_log.entries]
         if osd_id == self.osd.whoami:
             await self.adopt_log(entries, list(auth_log.tail))
-            self._recount()
+            # Lists and stats every object of the PG: not on the event loop.
+            await asyncio.get_running_loop().run_in_executor(self.osd.readers, self._recount)
             return
         await self._query(osd_id, "activate", entries=entries, tail=list(auth_log.tail))
 
