@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.auth.tickets import Ticket
+from shoal.client.watch import Lingers
 from shoal.errors import NotFound, ShoalError, Shutdown, TimedOut
 from shoal.net.connection import Connection, connect, split_addr
 from shoal.net.handshake import Identity, service_handshake
@@ -23,6 +24,7 @@ from shoal.net.sessions import SessionCache
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.frame import Frame
 from shoal.wire.messages import Msg
+from shoal.wire.osd_op import SNAP_HEAD
 
 log = logging.getLogger("shoal.client")
 
@@ -77,6 +79,7 @@ class Objecter:
         self._map_changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pg_cache: dict[tuple[int, int], list[int]] = {}
         self._inflight: dict[str, _Op] = {}
+        self.lingers = Lingers(self)  # watches (shoal/client/watch.py)
 
     # -- map --------------------------------------------------------------------------
     def handle_map(self, osdmap: OSDMap) -> None:
@@ -86,6 +89,7 @@ class Objecter:
         if not fut.done():
             fut.set_result(None)
         self._retarget_all()
+        self.lingers.handle_map()
 
     async def wait_for_map_change(self, timeout: float | None = None) -> None:
         self.request_map()
@@ -121,7 +125,7 @@ class Objecter:
     async def _session(self, target: _Target) -> Connection:
         async def open_() -> Connection:
             host, port = split_addr(target.addr)
-            conn = await connect(host, port, None, name=f"osd.{target.osd}", timeout=5.0)
+            conn = await connect(host, port, self.lingers.handle_frame, name=f"osd.{target.osd}", timeout=5.0)
             try:
                 await service_handshake(conn, self.identity, self.tickets.get("osd"), f"osd.{target.osd}", 5.0)
             except (ShoalError, OSError):
@@ -134,11 +138,16 @@ class Objecter:
     # -- ops --------------------------------------------------------------------------------
     async def op(self, pool_id: int, oid: str, nspace: str, ops: list[dict[str, Any]],
                  data: bytes | bytearray | memoryview = b"", ps: int | None = None,
-                 timeout: float | None = None) -> OpReply:
+                 timeout: float | None = None, snapc: tuple[int, list[int]] | None = None,
+                 snap: int | None = None) -> OpReply:
         reqid = f"{self.client_id}:{next(self._tids)}"
         meta: dict[str, Any] = {"pool": pool_id, "oid": oid, "ns": nspace, "ops": ops, "reqid": reqid}
         if ps is not None:
             meta["ps"] = ps
+        if snapc is not None and snapc[0]:
+            meta["snapc"] = [snapc[0], list(snapc[1])]
+        if snap is not None and snap != SNAP_HEAD:
+            meta["snap"] = snap
         op = _Op(meta, data, pool_id, ps, oid, nspace, asyncio.get_running_loop().create_future())
         self._inflight[reqid] = op
         self._send(op)
@@ -242,4 +251,5 @@ class Objecter:
                 self._send(op)
 
     async def close(self) -> None:
+        await self.lingers.close()
         self._sessions.close_all()

@@ -7,6 +7,7 @@ subclasses carrying the errno an operation failed with.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 from shoal.auth.keyring import find_key
 from shoal.client.monclient import MonClient
 from shoal.client.objecter import Objecter, OpReply
+from shoal.client.watch import WatchCallback, WatchErrorCallback
 from shoal.config.config import keyring_search_paths
 from shoal.errors import InvalidArgument, NotFound, from_errno
 from shoal.net.connection import parse_mon_hosts
@@ -101,8 +103,6 @@ class RadosClient:
         ret, outbuf, _ = await self.monc.command({"prefix": "osd stat", "format": "json"}, b"", 30)
         if ret != 0:
             return
-        import json
-
         epoch = int(json.loads(outbuf).get("epoch", 0))
         while self.osdmap is None or self.osdmap.epoch < epoch:
             await self.objecter.wait_for_map_change(10.0)
@@ -122,13 +122,35 @@ class RadosClient:
         return self._osd_timeout or None
 
     async def operate(self, pool_id: int, oid: str, builder: OpBuilder, nspace: str = "",
-                      timeout: float | None = None) -> OpReply:
-        """Run an op vector; returns the reply (result < 0 is left to the caller)."""
+                      timeout: float | None = None, *, snapc: tuple[int, list[int]] | None = None,
+                      snap: int | None = None) -> OpReply:
+        """Run an op vector; returns the reply (result < 0 is left to the caller).
+
+        `snapc` (seq, snap ids descending) goes with writes; `snap` reads at that snapshot."""
         assert self.objecter is not None
         if len(oid.encode()) > 2048:
             raise InvalidArgument(f"object name too long ({len(oid.encode())} bytes)", errno.ENAMETOOLONG)
         return await self.objecter.op(pool_id, oid, nspace, builder.ops, builder.data(),
-                                      timeout=timeout or self._op_timeout())
+                                      timeout=timeout or self._op_timeout(), snapc=snapc, snap=snap)
+
+    # -- self-managed snapshots -------------------------------------------------------------
+    async def selfmanaged_snap_create(self, pool_id: int) -> int:
+        """A new snap id from the monitor for this pool (librados selfmanaged_snap_create)."""
+        ret, outbuf, outs = await self._snap_op("create", pool_id)
+        if ret < 0:
+            raise from_errno(ret, f"creating a self-managed snapshot in pool {pool_id}: {outs}")
+        return int(json.loads(outbuf)["snapid"])
+
+    async def selfmanaged_snap_remove(self, pool_id: int, snap_id: int) -> None:
+        ret, _, outs = await self._snap_op("remove", pool_id, snapid=snap_id)
+        if ret < 0:
+            raise from_errno(ret, f"removing self-managed snapshot {snap_id} of pool {pool_id}: {outs}")
+
+    async def _snap_op(self, op: str, pool_id: int, **args: Any) -> tuple[int, bytes, str]:
+        assert self.objecter is not None
+        pool = self.objecter.pool(pool_id)
+        return await self.mon_command({"prefix": f"osd pool selfmanaged-snap {op}", "pool": pool.name,
+                                       "format": "json", **args})
 
     async def list_objects(self, pool_id: int, nspace: str | None = "",
                            page: int = 1024) -> AsyncIterator[tuple[str, str]]:
@@ -153,3 +175,62 @@ class RadosClient:
                 if not out.get("more") or not out["names"]:
                     break
                 start = out["names"][-1]
+
+    # -- watch/notify (shoal/client/watch.py, shoal/osd/watch.py) ------------------------------
+    async def watch(self, pool_id: int, oid: str, nspace: str, callback: WatchCallback,
+                    error_callback: WatchErrorCallback | None = None, timeout: int = 30) -> int:
+        """Watch an object; returns the watch's cookie.
+
+        `callback(notify_id, notifier_gid, cookie, payload)` runs on the client's callback
+        thread for every notify and returns the ack's reply data (None: empty; raising: no ack).
+        `error_callback(cookie, -errno)` is called once if the watch is lost (-ENOTCONN when
+        re-registration fails, the object is deleted or pings stopped reaching the OSD).
+        `timeout` (s, 0 = the OSD's 30 s) is how long the OSD keeps the watch without a ping."""
+        assert self.objecter is not None
+        self.objecter.pool(pool_id)  # ENOENT now for a pool that does not exist
+        lingers = self.objecter.lingers
+        lingers.gid = self.instance_id
+        return await lingers.watch(pool_id, oid, nspace, callback, error_callback, int(timeout),
+                                   deadline=self._op_timeout())
+
+    async def unwatch(self, cookie: int) -> None:
+        assert self.objecter is not None
+        await self.objecter.lingers.unwatch(cookie)
+
+    async def watch_check(self, cookie: int) -> int:
+        """Milliseconds since the watch was last confirmed by its OSD; raises if it is lost."""
+        assert self.objecter is not None
+        return self.objecter.lingers.check(cookie)
+
+    def watch_flush(self, timeout: float = 30.0) -> bool:
+        """Block (a caller's thread, not the loop's) until queued watch callbacks have run."""
+        return self.objecter.lingers.flush(timeout) if self.objecter is not None else True
+
+    async def notify(self, pool_id: int, oid: str, nspace: str, payload: bytes = b"",
+                     timeout: float = 30.0) -> tuple[dict[tuple[int, int], bytes], list[tuple[int, int]]]:
+        """Notify every watcher of an object and wait for their acks, at most `timeout` s
+        (0 = the OSD's 30 s). Returns (acks: {(gid, cookie): reply}, timeouts: [(gid, cookie)]);
+        a non-empty `timeouts` is librados' -ETIMEDOUT."""
+        assert self.objecter is not None
+        b = OpBuilder()
+        b.add("notify", payload, timeout=timeout, gid=self.instance_id)
+        # The OSD answers when the notify ends; allow for a resend to a new primary as well.
+        wait = (timeout or 30.0) * 2 + 10.0
+        reply = await self.objecter.op(pool_id, oid, nspace, b.ops, b.data(), timeout=wait)
+        if (reply.result < 0 and reply.result != -errno.ETIMEDOUT) or not reply.outs:
+            raise from_errno(reply.result or -errno.EIO, f"notify on {oid!r} in pool {pool_id}")
+        out = reply.outs[0]
+        data = memoryview(reply.data)
+        acks = {(int(gid), int(cookie)): bytes(data[ref[0]:ref[0] + ref[1]])
+                for gid, cookie, ref in out.get("acks", [])}
+        return acks, [(int(gid), int(cookie)) for gid, cookie in out.get("timeouts", [])]
+
+    async def list_watchers(self, pool_id: int, oid: str, nspace: str = "") -> list[dict[str, Any]]:
+        """[{"name": "client.4123", "watcher_id": 4123, "addr": "ip:0/nonce", "cookie": n,
+        "timeout": s}] of the object's watchers (librados' list_watchers)."""
+        b = OpBuilder()
+        b.add("list_watchers")
+        reply = await self.operate(pool_id, oid, b, nspace)
+        if reply.result < 0:
+            raise from_errno(reply.result, f"listing the watchers of {oid!r} in pool {pool_id}")
+        return list(reply.outs[0].get("watchers", []))

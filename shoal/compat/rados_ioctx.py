@@ -8,6 +8,7 @@ caller sets, so any thread may use any Ioctx concurrently.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -23,6 +24,8 @@ from shoal.compat.rados_errors import (
     IoctxStateError,
     LogicError,
     ObjectStateError,
+    as_text,
+    cstr,
     from_shoal,
     make_ex,
     require_bytes,
@@ -62,6 +65,8 @@ class Ioctx(CompoundOps, AioOps):
         self._pending: set[Completion] = set()
         self._pending_lock = _threading.Lock()
         self._last_version = 0
+        self._snapc: tuple[int, list[int]] | None = None  # the write SnapContext
+        self._read_snap: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Ioctx:
@@ -110,9 +115,11 @@ class Ioctx(CompoundOps, AioOps):
         return self.locator_key
 
     def set_read(self, snap_id: int) -> None:
+        """Read at this self-managed snap id from now on (LIBRADOS_SNAP_HEAD: the head);
+        writes through this ioctx then fail with EROFS, as in librados."""
         self.require_ioctx_open()
-        if snap_id != LIBRADOS_SNAP_HEAD:
-            raise make_ex(errno.ENOSYS, "reading at a snapshot is not supported yet")
+        snap_id = require_uint(snap_id, "snap_id")
+        self._read_snap = None if snap_id == LIBRADOS_SNAP_HEAD else snap_id
 
     def get_pool_id(self) -> int:
         return self.pool_id
@@ -138,7 +145,8 @@ class Ioctx(CompoundOps, AioOps):
             raise from_shoal(exc, what) from exc
 
     async def _operate(self, oid: str, builder: OpBuilder, nspace: str) -> OpReply:
-        reply = await self.rados._client.operate(self.pool_id, oid, builder, nspace)
+        reply = await self.rados._client.operate(self.pool_id, oid, builder, nspace, snapc=self._snapc,
+                                                 snap=self._read_snap)
         if reply.version:
             self._last_version = int(reply.version[-1])
         return reply
@@ -376,18 +384,30 @@ class Ioctx(CompoundOps, AioOps):
     def _unsupported(self, what: str, err: int = errno.ENOSYS) -> Error:
         return make_ex(err, f"{what}: not supported by this cluster yet")
 
+    # -- self-managed snapshots ------------------------------------------------------------
     def create_self_managed_snap(self) -> int:
-        raise self._unsupported("Failed to create self-managed snapshot")
+        self._ready()
+        return int(self._run(self.rados._client.selfmanaged_snap_create(self.pool_id),
+                             "Failed to create self-managed snapshot"))
 
     def remove_self_managed_snap(self, snap_id: int) -> None:
-        raise self._unsupported("Failed to remove self-managed snapshot")
+        self._ready()
+        self._run(self.rados._client.selfmanaged_snap_remove(self.pool_id, require_uint(snap_id, "snap_id")),
+                  "Failed to remove self-managed snapshot")
 
     def set_self_managed_snap_write(self, snaps: Sequence[int | str]) -> None:
-        if snaps:
-            raise self._unsupported("Failed to update snapshot write context")
+        """The SnapContext of later writes: seq is the newest of `snaps` (python-rados' rule)."""
+        self.require_ioctx_open()
+        ordered = sorted((int(s) for s in snaps), reverse=True)
+        if any(s <= 0 for s in ordered) or len(set(ordered)) != len(ordered):
+            raise make_ex(errno.EINVAL, "Failed to update snapshot write context")
+        self._snapc = (ordered[0], ordered) if ordered else None
 
     def rollback_self_managed_snap(self, oid: str, snap_id: int) -> None:
-        raise self._unsupported(f"Failed to rollback {oid}")
+        self._ready()
+        b = OpBuilder()
+        b.add("rollback", snapid=require_uint(snap_id, "snap_id"))
+        self._sync(require_str(oid, "oid"), b, self.nspace, f"Failed to rollback {oid}")
 
     def create_snap(self, snap_name: str) -> None:
         raise self._unsupported(f"Failed to create snap {snap_name}", errno.EOPNOTSUPP)
@@ -404,12 +424,50 @@ class Ioctx(CompoundOps, AioOps):
     def snap_rollback(self, oid: str, snap_name: str) -> None:
         raise self._unsupported(f"Failed to rollback {oid}", errno.EOPNOTSUPP)
 
+    # -- watch/notify ----------------------------------------------------------------------------
     def watch(self, obj: str, callback: Callable[..., Any], error_callback: Callable[..., Any] | None = None,
-              timeout: int | None = None) -> Any:
-        raise self._unsupported("watch error")
+              timeout: int | None = None) -> Watch:
+        """Watch `obj`. `callback(notify_id, notifier_id, watch_id, data)` runs on the client's
+        callback thread for every notify; what it returns (str/bytes) is the ack's reply.
+        `error_callback(watch_id, -errno)` runs if the watch is lost. `timeout` (s): how long
+        the OSD keeps the watch without hearing from this client (None: 30 s)."""
+        self.require_ioctx_open()
+        return Watch(self, obj, callback, error_callback, timeout)
+
+    async def _notify(self, obj: str, payload: bytes, timeout_ms: int) -> tuple[dict[tuple[int, int], bytes],
+                                                                             list[tuple[int, int]]]:
+        return await self.rados._client.notify(self.pool_id, obj, self.nspace, payload, timeout_ms / 1000.0)
 
     def notify(self, obj: str, msg: str = "", timeout_ms: int = 5000) -> bool:
-        raise self._unsupported(f"Failed to notify {obj!r}")
+        """Notify every watcher of `obj` and wait for their acks; TimedOut if one did not ack
+        within `timeout_ms` (0: the OSD's 30 s)."""
+        self.require_ioctx_open()
+        what = f"Failed to notify {obj!r}"
+        key, payload = as_text(obj, "obj"), cstr(msg, "msg") or b""
+        _, timeouts = self._run(self._notify(key, payload, require_uint(timeout_ms, "timeout_ms")), what)
+        if timeouts:
+            raise make_ex(errno.ETIMEDOUT, what)
+        return True
+
+    def aio_notify(self, obj: str, oncomplete: Callable[..., Any], msg: str = "",
+                   timeout_ms: int = 5000) -> Completion:
+        """`oncomplete(completion, 0, [(notifier_id, cookie, reply)], [(notifier_id, cookie)])`,
+        or `(completion, -errno, None, None)` on failure (a missed ack is -ETIMEDOUT)."""
+        self.require_ioctx_open()
+        key, payload = as_text(obj, "obj"), cstr(msg, "msg") or b""
+        timeout_ms = require_uint(timeout_ms, "timeout_ms")
+
+        async def run() -> tuple[int, tuple[Any, ...]]:
+            try:
+                acks, timeouts = await self._notify(key, payload, timeout_ms)
+            except ShoalError as exc:
+                return -exc.errno, (-exc.errno, None, None)
+            if timeouts:
+                return -errno.ETIMEDOUT, (-errno.ETIMEDOUT, None, None)
+            ack_list = [(gid, cookie, reply or "") for (gid, cookie), reply in sorted(acks.items())]
+            return 0, (0, ack_list, [])
+
+        return self._submit(run(), oncomplete, None)
 
     def lock_exclusive(self, key: str, name: str, cookie: str, desc: str = "",
                        duration: int | None = None, flags: int = 0) -> None:
@@ -547,4 +605,78 @@ class Object:
         return self._io()._rm_xattr(self.key, require_str(xattr_name, "xattr_name"), self.nspace)
 
 
-__all__ = ["Ioctx", "Object", "ObjectIterator"]
+class Watch:
+    """A registered watch on one object (python-rados' `Watch`, made by `Ioctx.watch`)."""
+
+    def __init__(self, ioctx: Ioctx, obj: str, callback: Callable[..., Any],
+                 error_callback: Callable[..., Any] | None, timeout: int | None) -> None:
+        self.id = 0
+        self.oid = as_text(obj, "oid")
+        self.callback = callback
+        self.error_callback = error_callback
+        seconds = 0 if timeout is None else require_uint(timeout, "timeout", "uint32_t")
+        self.ioctx = ioctx.dup()  # the watch keeps its own context, as python-rados' does
+        client = self.ioctx.rados._client
+        try:
+            self.id = int(self.ioctx._run(client.watch(self.ioctx.pool_id, self.oid, self.ioctx.nspace,
+                                                       self._callback, self._error_callback, seconds),
+                                          "watch error"))
+        except BaseException:
+            self.ioctx.close()
+            raise
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"<rados.Watch id={self.id} oid={self.oid!r}>"
+
+    # On the client's callback thread: the callback's value becomes the ack's reply (raising: no ack).
+    def _callback(self, notify_id: int, notifier_id: int, watch_id: int, data: bytes) -> bytes | None:
+        reply = self.callback(notify_id, notifier_id, watch_id, data)
+        return None if reply is None else cstr(reply, "replay")
+
+    def _error_callback(self, watch_id: int, error: int) -> None:
+        if self.error_callback is not None:
+            self.error_callback(watch_id, error)
+
+    def get_id(self) -> int:
+        return self.id
+
+    def check(self) -> datetime.timedelta:
+        """Time since the OSD last confirmed the watch; raises (NotConnected…) if it is lost."""
+        self.ioctx.require_ioctx_open()
+        ms = self.ioctx._run(self.ioctx.rados._client.watch_check(self.id), "check error")
+        return datetime.timedelta(milliseconds=ms)
+
+    def close(self) -> None:
+        """Unwatch, then wait for callbacks already queued (librados' watch_flush)."""
+        if self.id == 0:
+            return
+        self.ioctx.require_ioctx_open()
+        client = self.ioctx.rados._client
+        try:
+            self.ioctx.rados._loop.run(client.unwatch(self.id))
+        except ShoalError as exc:
+            if exc.errno != errno.ENOENT:
+                raise from_shoal(exc, "unwatch error") from exc
+        self.id = 0
+        client.watch_flush()
+        self.ioctx.close()
+
+    def __del__(self) -> None:
+        cookie = getattr(self, "id", 0)
+        ioctx = getattr(self, "ioctx", None)
+        if not cookie or ioctx is None or ioctx.rados.state != "connected":
+            return
+        try:  # never block (or raise) in a finalizer: the unwatch runs on the loop thread
+            Call(ioctx.rados._loop, ioctx.rados._client.unwatch(cookie))
+        except Exception:  # noqa: BLE001 - interpreter exit: the session close drops the watch anyway
+            pass
+
+
+__all__ = ["Ioctx", "Object", "ObjectIterator", "Watch"]

@@ -25,7 +25,7 @@ from shoal.mon.commands_pooldump import (
     removed_snaps_queue,
 )
 from shoal.mon.commands_stats import pool_usage
-from shoal.placement.osdmap import Pool
+from shoal.placement.osdmap import FLAG_SELFMANAGED_SNAPS, Pool
 
 MAX_POOL_APPLICATIONS = 4
 MAX_POOL_APPLICATION_LENGTH = 128
@@ -366,6 +366,37 @@ def _app_get(req: Request) -> Reply:
     return reply(pool.application[app][key] + "\n")
 
 
+
+# -- self-managed snapshots (Ceph's unmanaged-snap pool ops; decision record 0005) ----------
+SNAP_OP_PREFIXES = frozenset({"osd pool selfmanaged-snap create", "osd pool selfmanaged-snap remove"})
+
+
+def _snap_create(req: Request) -> Reply:
+    pool = lookup_pool(req)
+    new = next_map(req)
+    changed = new.pools[pool.id]
+    changed.snap_seq += 1
+    changed.flags |= FLAG_SELFMANAGED_SNAPS
+    changed.last_change = new.epoch
+    return reply({"snapid": changed.snap_seq}, outs=f"created snap {changed.snap_seq} in pool '{pool.name}'",
+                 new_osdmap=new)
+
+
+def _snap_remove(req: Request) -> Reply:
+    pool = lookup_pool(req)
+    snapid = req.int_arg("snapid")
+    if snapid is None or snapid <= 0:
+        raise CommandError(errno.EINVAL, f"invalid snap id {req.cmd.get('snapid')!r}")
+    if snapid in pool.removed_snap_set():
+        return reply({"snapid": snapid}, outs=f"snap {snapid} already removed")
+    if snapid > pool.snap_seq:
+        raise CommandError(errno.ENOENT, f"snap {snapid} does not exist in pool '{pool.name}'")
+    new = next_map(req)
+    changed = new.pools[pool.id]
+    changed.removed_snaps = [*changed.removed_snaps, snapid]
+    changed.last_change = new.epoch
+    return reply({"snapid": snapid}, outs=f"removed snap {snapid} from pool '{pool.name}'", new_osdmap=new)
+
 HANDLERS: dict[str, Handler] = {
     "osd pool create": _pool_create,
     "osd pool delete": _pool_delete,
@@ -380,4 +411,6 @@ HANDLERS: dict[str, Handler] = {
     "osd pool application set": _app_set,
     "osd pool application rm": _app_rm,
     "osd pool application get": _app_get,
+    "osd pool selfmanaged-snap create": _snap_create,
+    "osd pool selfmanaged-snap remove": _snap_remove,
 }

@@ -20,6 +20,7 @@ import msgpack
 
 from shoal.auth import negotiate
 from shoal.auth.caps_mon import MonCap
+from shoal.auth.caps_osd import OSDCap
 from shoal.auth.cephx import MonAuthServer
 from shoal.auth.cephx_core import AuthError, required_for
 from shoal.auth.keyring import Entry
@@ -27,6 +28,7 @@ from shoal.auth.tickets import ServiceSecrets
 from shoal.errors import ShoalError
 from shoal.mon.auth_db import AuthDB
 from shoal.mon.commands import handle_command
+from shoal.mon.commands_pools import SNAP_OP_PREFIXES
 from shoal.mon.state import CommandResult, MonInfo, MonMap, MonState, OSDStat, PGStat
 from shoal.mon.store.base import MonStore
 from shoal.net.connection import Connection, serve, split_addr
@@ -282,7 +284,7 @@ class Monitor:
         cmd = frame.meta["cmd"]
         if not isinstance(cmd, dict) or not isinstance(cmd.get("prefix"), str):
             result = CommandResult(-errno.EINVAL, b"", "command must be a JSON object with a prefix")
-        elif not conn.info["moncap"].allows_command(cmd["prefix"], cmd, addr=conn.peer):
+        elif not self._command_allowed(conn, cmd):
             result = CommandResult(-errno.EACCES, b"", "access denied")
         else:
             result = handle_command(self.state, cmd, time.time(), auth_db=self.auth_db, inbuf=bytes(frame.data))
@@ -295,6 +297,16 @@ class Monitor:
                  if isinstance(cmd, dict) else None, result.ret)
         conn.reply(frame, Msg.MON_COMMAND_REPLY, {"ret": result.ret, "outs": result.outs},
                    result.outbuf)
+
+    def _command_allowed(self, conn: Connection, cmd: dict[str, Any]) -> bool:
+        if conn.info["moncap"].allows_command(cmd["prefix"], cmd, addr=conn.peer):
+            return True
+        if cmd["prefix"] in SNAP_OP_PREFIXES:
+            # As Ceph's monitor: self-managed snap ids also go to whoever may write the pool.
+            osd_caps = self.auth_db.caps_of(str(conn.info.get("entity", "")), "osd")
+            return osd_caps is not None and OSDCap.for_session(osd_caps).allows_unmanaged_snaps(
+                str(cmd.get("pool", "")))
+        return False
 
     def _commit_auth(self, db: AuthDB) -> None:
         self.store.commit({"auth": _pack(db.to_dict())})

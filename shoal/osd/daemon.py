@@ -28,15 +28,17 @@ from shoal.net.handshake import Identity, mon_handshake, renew_tickets, service_
 from shoal.net.serving import protocol_ok, serve_frame
 from shoal.net.sessions import SessionCache
 from shoal.osd.committer import GroupCommitter
-from shoal.osd.object_context import ObjectContext
+from shoal.osd.object_context import ObjectContext, context_at_snap
 from shoal.osd.ops import execute, vector_writes
 from shoal.osd.pg import PG, IntervalChanged
+from shoal.osd.snaps import parse_snapc
 from shoal.osd.store.base import HEAD, ObjectId, ObjectStore
 from shoal.osd.store.transaction import Transaction
+from shoal.osd.watch import WatchService
 from shoal.placement.osdmap import OSDMap, parse_pgid
 from shoal.wire.frame import Frame
 from shoal.wire.messages import AUTH_NONE, Msg
-from shoal.wire.osd_op import ALL_NSPACES, CALL, PG_OPS, READ_OPS, WRITE_OPS
+from shoal.wire.osd_op import ALL_NSPACES, CALL, PG_OPS, READ_OPS, SNAP_HEAD, WATCH_OPS, WRITE_OPS
 
 log = logging.getLogger("shoal.osd")
 PEER_MESSAGES = frozenset({Msg.REP_OP, Msg.PG_QUERY})  # only other OSDs may send these
@@ -80,6 +82,8 @@ class OSD:
         self._stats_event = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.io = {"rd": 0, "wr": 0, "rd_bytes": 0, "wr_bytes": 0}
+        self.watches = WatchService(self)  # watch/notify state, in memory only (shoal/osd/watch.py)
+        self._handlers[Msg.NOTIFY_ACK] = self.watches.handle_ack
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -202,7 +206,7 @@ class OSD:
         async with self._map_lock:
             if new.epoch <= self.osdmap.epoch:
                 return
-            self.osdmap = new
+            old, self.osdmap = self.osdmap, new
             me = new.osds.get(self.whoami)
             creating: list[PG] = []
             changes: list[tuple[PG, list[int], tuple[Any, ...]]] = []
@@ -230,6 +234,11 @@ class OSD:
                     self.pgs[pg.pgid] = pg
             for pg, up, interval in changes:
                 pg.on_new_interval(up, interval, new.epoch)
+            trimming = {pid for pid, pool in new.pools.items() if pool.removed_snaps and (
+                pid not in old.pools or len(old.pools[pid].removed_snaps) != len(pool.removed_snaps))}
+            for pg in self.pgs.values():
+                if pg.pool_id in trimming:
+                    pg.kick_trim()
             await self._remove_deleted_pools(live)
             self.ready_epoch = new.epoch
             if (me is not None and not me.up and self.boot_epoch and new.epoch > self.boot_epoch
@@ -340,7 +349,7 @@ class OSD:
             osdcap = self._caps_cache.get(peer.caps)
             if osdcap is None:
                 osdcap = self._caps_cache[peer.caps] = OSDCap.for_session(peer.caps)
-        conn.info.update(entity=peer.entity, authenticated=True, osdcap=osdcap)
+        conn.info.update(entity=peer.entity, authenticated=True, osdcap=osdcap, global_id=peer.global_id)
         conn.name = peer.entity
         if peer.expires is not None:
             # The session ends with its ticket: a deleted entity cannot get a new one.
@@ -356,7 +365,7 @@ class OSD:
         calls: list[tuple[str, str, bool, bool]] = []
         for op in ops:
             name = op.get("op")
-            if name in READ_OPS or name == "pgls":
+            if name in READ_OPS or name in WATCH_OPS or name == "pgls":
                 reads = True
             elif name in WRITE_OPS:
                 writes = True
@@ -404,6 +413,9 @@ class OSD:
             if pg.active.is_set():
                 break
             await pg.active.wait()
+        if ops and ops[0].get("op") in WATCH_OPS:
+            await self.watches.handle_op(conn, frame, pg, ObjectId(name, nspace))
+            return
         if ops and ops[0].get("op") == "pgls":
             self._pgls(conn, frame, pg)
             return
@@ -428,7 +440,24 @@ class OSD:
                                                      "version": list(dup.version)})
                 return
         data = memoryview(frame.data) if frame.data else memoryview(b"")
-        ctx = ObjectContext(self.store, pg.coll, oid)
+        snapid = m.get("snap")
+        if snapid is not None and int(snapid) != SNAP_HEAD:
+            if writes:
+                conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EROFS, "epoch": self.osdmap.epoch})
+                return
+            at_snap = context_at_snap(self.store, pg.coll, oid, int(snapid))
+            if at_snap is None:
+                conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.ENOENT, "outs": [{"r": -errno.ENOENT}]})
+                return
+            ctx = at_snap
+        else:
+            try:
+                snapc = parse_snapc(m.get("snapc"))
+            except ShoalError as exc:
+                conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -exc.errno, "epoch": self.osdmap.epoch})
+                return
+            ctx = ObjectContext(self.store, pg.coll, oid, snapc, snapshots=pool.snap_seq > 0,
+                                removed_snaps=pool.removed_snap_set())
         # Large reads run on the reader pool so the loop keeps serving; small ones inline.
         big = any(op.get("op") == "read" and min(int(op.get("len", 0)) or ctx.size, ctx.size) > INLINE_READ_LIMIT
                   for op in ops)
@@ -516,37 +545,64 @@ class OSD:
             conn.reply(frame, Msg.PG_REPLY, {"r": -errno.EINVAL})
 
     def list_pg_names(self, coll: str) -> list[tuple[str, str]]:
+        """Every object name in the PG, including names whose head is gone but clones remain."""
         objects, _ = self.store.list_objects(coll)
-        return [(o.nspace, o.name) for o in objects if o.snap == HEAD]
+        return sorted({(o.nspace, o.name) for o in objects})
+
+    def _versions(self, coll: str, nspace: str, name: str) -> list[ObjectId]:
+        """Head, snapdir and clones of one name, in store order."""
+        out: list[ObjectId] = []
+        cursor, more = ObjectId(name, nspace, HEAD - 1), True
+        while more:
+            objects, more = self.store.list_objects(coll, cursor, 16)
+            for o in objects:
+                if (o.nspace, o.name) != (nspace, name):
+                    return out
+                out.append(o)
+            if objects:
+                cursor = objects[-1]
+        return out
 
     async def read_object_state(self, coll: str, nspace: str, name: str) -> tuple[dict[str, Any], bytes]:
         return await asyncio.get_running_loop().run_in_executor(self.readers, self._object_state, coll,
-                                                                ObjectId(name, nspace))
+                                                                nspace, name)
 
-    def _object_state(self, coll: str, oid: ObjectId) -> tuple[dict[str, Any], bytes]:
-        try:
-            st = self.store.stat(coll, oid)
-        except NotFound:
-            return {"exists": False}, b""
-        omap, _ = self.store.omap_get_vals(coll, oid)
-        state = {"exists": True, "mtime": st.mtime, "attrs": self.store.getattrs(coll, oid),
-                 "omap": dict(omap), "header": self.store.omap_get_header(coll, oid)}
-        return state, self.store.read(coll, oid, 0, 0)
+    def _object_state(self, coll: str, nspace: str, name: str) -> tuple[dict[str, Any], bytes]:
+        """Everything stored under one name (head, snapdir, clones) for recovery: a state
+        document per version and their data concatenated in the same order."""
+        versions: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        for oid in self._versions(coll, nspace, name):
+            try:
+                st = self.store.stat(coll, oid)
+            except NotFound:
+                continue
+            omap, _ = self.store.omap_get_vals(coll, oid)
+            data = self.store.read(coll, oid, 0, 0)
+            versions.append({"snap": oid.snap, "mtime": st.mtime, "attrs": self.store.getattrs(coll, oid),
+                             "omap": dict(omap), "header": self.store.omap_get_header(coll, oid),
+                             "len": len(data)})
+            chunks.append(data)
+        return {"versions": versions}, b"".join(chunks)
 
     def object_state_txn(self, coll: str, nspace: str, name: str, state: dict[str, Any], data: bytes) -> Transaction:
-        oid = ObjectId(name, nspace)
         txn = Transaction()
-        txn.remove(coll, oid)
-        if state.get("exists"):
+        for oid in self._versions(coll, nspace, name):
+            txn.remove(coll, oid)
+        at = 0
+        for version in state.get("versions", []):
+            oid = ObjectId(name, nspace, int(version["snap"]))
+            length = int(version["len"])
             txn.touch(coll, oid)
-            if data:
-                txn.write(coll, oid, 0, data)
-            if state.get("attrs"):
-                txn.setattrs(coll, oid, state["attrs"])
-            if state.get("omap"):
-                txn.omap_setkeys(coll, oid, state["omap"])
-            if state.get("header"):
-                txn.omap_setheader(coll, oid, state["header"])
-            txn.set_mtime(coll, oid, float(state.get("mtime", time.time())))
+            if length:
+                txn.write(coll, oid, 0, data[at:at + length])
+            at += length
+            if version.get("attrs"):
+                txn.setattrs(coll, oid, version["attrs"])
+            if version.get("omap"):
+                txn.omap_setkeys(coll, oid, version["omap"])
+            if version.get("header"):
+                txn.omap_setheader(coll, oid, version["header"])
+            txn.set_mtime(coll, oid, float(version.get("mtime", time.time())))
         return txn
 

@@ -12,18 +12,42 @@ from __future__ import annotations
 import time
 
 from shoal.errors import Exists, InvalidArgument, NoData, NotFound
-from shoal.osd.store.base import ObjectId, ObjectStore
+from shoal.osd.snaps import (
+    OVERLAP_END,
+    SNAPSET_KEY,
+    SnapSet,
+    clone_for_write,
+    clone_oid,
+    resolve_read,
+    snapdir_of,
+    subtract,
+)
+from shoal.osd.store.base import HEAD, ObjectId, ObjectStore
 from shoal.osd.store.transaction import Transaction
 
 MAX_OBJECT_SIZE = 128 << 20  # osd_max_object_size, as in Ceph
 
 
 class ObjectContext:
-    def __init__(self, store: ObjectStore, coll: str, oid: ObjectId) -> None:
+    """`snapc` is the writer's SnapContext (seq, snaps descending); `snapshots` says the
+    object may have a SnapSet (its pool has handed out snap ids), so that objects of
+    pools that never snapshot skip the lookup; `removed_snaps` are the pool's deleted ids."""
+
+    def __init__(self, store: ObjectStore, coll: str, oid: ObjectId,
+                 snapc: tuple[int, list[int]] | None = None, snapshots: bool = False,
+                 removed_snaps: frozenset[int] = frozenset()) -> None:
         self.store = store
         self.coll = coll
         self.oid = oid
+        self.src = oid  # where the stored state is read from (a clone after a rollback)
         self.txn = Transaction()
+        self._snapc = snapc or (0, [])
+        self._snapshots = snapshots or bool(snapc and snapc[0])
+        self._removed_snaps = removed_snaps
+        self._snapset: SnapSet | None = None
+        self._snapset_stored = False
+        self._snapset_loaded = False
+        self._prepared = False
         try:
             st = store.stat(coll, oid)
             self.existed, self.orig_size, self.mtime = True, st.size, st.mtime
@@ -48,6 +72,7 @@ class ObjectContext:
             raise NotFound(f"object {self.oid.name!r} does not exist")
 
     def _touch(self) -> None:
+        self._prepare()
         if not self.exists:
             self.exists = True
             self.txn.touch(self.coll, self.oid)
@@ -62,7 +87,7 @@ class ObjectContext:
         if self.removed:
             base = bytearray(end - offset)
         else:
-            base = bytearray(self.store.read(self.coll, self.oid, offset, end - offset))
+            base = bytearray(self.store.read(self.coll, self.src, offset, end - offset))
             base.extend(bytes(end - offset - len(base)))
         for kind, off, arg in self._data_ops:
             if kind == "w":
@@ -110,6 +135,7 @@ class ObjectContext:
     def zero(self, offset: int, length: int) -> None:
         self.require_exists()
         end = min(offset + length, self.size)  # zeroing never extends the object
+        self._prepare()
         if end > offset:
             self.txn.zero(self.coll, self.oid, offset, end - offset)
             self._data_ops.append(("z", offset, end - offset))
@@ -123,6 +149,7 @@ class ObjectContext:
 
     def remove(self) -> None:
         self.require_exists()
+        self._prepare()
         self.txn.remove(self.coll, self.oid)
         self.exists, self.size, self.removed, self.modified = False, 0, True, True
         self._data_ops.clear()
@@ -141,11 +168,11 @@ class ObjectContext:
             return value
         if self.removed:
             raise NoData(f"no xattr {name!r} on {self.oid.name!r}")
-        return self.store.getattr(self.coll, self.oid, name)
+        return self.store.getattr(self.coll, self.src, name)
 
     def getxattrs(self) -> dict[str, bytes]:
         self.require_exists()
-        attrs = {} if self.removed else self.store.getattrs(self.coll, self.oid)
+        attrs = {} if self.removed else self.store.getattrs(self.coll, self.src)
         for name, value in self._xattrs.items():
             if value is None:
                 attrs.pop(name, None)
@@ -160,6 +187,7 @@ class ObjectContext:
 
     def rmxattr(self, name: str) -> None:
         self.require_exists()
+        self._prepare()
         self.txn.rmattr(self.coll, self.oid, name)
         self._xattrs[name] = None
         self.modified = True
@@ -170,9 +198,9 @@ class ObjectContext:
         if self._omap_cleared:
             stored: list[tuple[str, bytes]] = []
         elif not self._omap:
-            return self.store.omap_get_vals(self.coll, self.oid, start_after, prefix, max_return)
+            return self.store.omap_get_vals(self.coll, self.src, start_after, prefix, max_return)
         else:
-            stored, _ = self.store.omap_get_vals(self.coll, self.oid, start_after, prefix, 1 << 30)
+            stored, _ = self.store.omap_get_vals(self.coll, self.src, start_after, prefix, 1 << 30)
         merged = dict(stored)
         for key, value in self._omap.items():
             if key > start_after and key.startswith(prefix):
@@ -186,7 +214,7 @@ class ObjectContext:
     def omap_get_vals_by_keys(self, keys: list[str]) -> dict[str, bytes]:
         self.require_exists()
         missing = [k for k in keys if k not in self._omap]
-        out = {} if self._omap_cleared else self.store.omap_get_vals_by_keys(self.coll, self.oid, missing)
+        out = {} if self._omap_cleared else self.store.omap_get_vals_by_keys(self.coll, self.src, missing)
         for key in keys:
             if key in self._omap:
                 value = self._omap[key]
@@ -200,7 +228,7 @@ class ObjectContext:
         self.require_exists()
         if self._omap_header is not None:
             return self._omap_header
-        return self.store.omap_get_header(self.coll, self.oid)
+        return self.store.omap_get_header(self.coll, self.src)
 
     def omap_set(self, kv: dict[str, bytes]) -> None:
         self._touch()
@@ -209,6 +237,7 @@ class ObjectContext:
 
     def omap_rm(self, keys: list[str]) -> None:
         self.require_exists()
+        self._prepare()
         self.txn.omap_rmkeys(self.coll, self.oid, list(keys))
         for key in keys:
             self._omap[key] = None
@@ -216,6 +245,7 @@ class ObjectContext:
 
     def omap_clear(self) -> None:
         self.require_exists()
+        self._prepare()
         self.txn.omap_clear(self.coll, self.oid)
         self._omap = {}
         self._omap_cleared = True
@@ -226,7 +256,104 @@ class ObjectContext:
         self.txn.omap_setheader(self.coll, self.oid, header)
         self._omap_header = header
 
+    # -- snapshots (decision record 0005) -----------------------------------------------
+    def snapset(self) -> SnapSet | None:
+        """The object's SnapSet, None if it never had one (or its pool never snapshots)."""
+        if not self._snapset_loaded:
+            self._snapset_loaded = True
+            if self._snapshots:
+                raw = self.store.omap_get_vals_by_keys(self.coll, snapdir_of(self.oid), [SNAPSET_KEY]) \
+                    if self.store.exists(self.coll, snapdir_of(self.oid)) else {}
+                if SNAPSET_KEY in raw:
+                    self._snapset = SnapSet.decode(raw[SNAPSET_KEY])
+                    self._snapset_stored = True
+        return self._snapset
+
+    def _prepare(self) -> None:
+        """Before the vector's first mutation: preserve the head for newer snapshots."""
+        if self._prepared:
+            return
+        self._prepared = True
+        seq, snaps = self._snapc
+        ss = self.snapset()
+        if ss is None:
+            if not seq:
+                return
+            ss = self._snapset = SnapSet()
+        elif ss.seq > seq:  # a stale writer: the object already knows newer snapshots
+            seq, snaps = ss.seq, []
+        clone = clone_for_write(ss, self.existed, self.orig_size, seq, snaps, self._removed_snaps)
+        if clone is not None:
+            self.txn.clone(self.coll, self.oid, clone_oid(self.oid, clone.id))
+
+    def list_snaps(self) -> dict[str, object]:
+        ss = self.snapset() or SnapSet()
+        if not ss.clones and not self.exists:
+            raise NotFound(f"object {self.oid.name!r} does not exist")
+        return ss.to_reply(self.size if self.exists else None)
+
+    def rollback(self, snapid: int) -> None:
+        """Make the head what the object was at `snapid` (Ceph's rollback op)."""
+        ss = self.snapset()
+        version = resolve_read(ss, self.existed, snapid)
+        if version == HEAD:
+            return  # the head is what the snapshot saw: nothing to do
+        if version is None:
+            if self.exists:
+                self.remove()
+            return
+        assert ss is not None
+        self._prepare()
+        src = clone_oid(self.oid, version)
+        st = self.store.stat(self.coll, src)
+        self.txn.clone(self.coll, src, self.oid)
+        self.src, self.exists, self.removed, self.modified = src, True, False, True
+        self.size, self.mtime = st.size, st.mtime
+        self._data_ops = [("t", 0, 0)]  # for the overlap: every byte of the head changed
+        self._xattrs, self._omap, self._omap_cleared, self._omap_header = {}, {}, False, None
+
+    def _changed_extents(self) -> list[tuple[int, int]]:
+        if self.removed:
+            return [(0, OVERLAP_END)]
+        out = []
+        for kind, off, arg in self._data_ops:
+            if kind == "t":
+                out.append((off, OVERLAP_END))
+            else:
+                out.append((off, len(arg) if isinstance(arg, (bytes, memoryview)) else int(arg)))
+        return out
+
+    def _finish_snapset(self) -> None:
+        ss = self._snapset
+        if ss is None:
+            return
+        if ss.clones:
+            newest = ss.clones[-1]
+            for off, length in self._changed_extents():
+                newest.overlap = subtract(newest.overlap, off, length)
+        snapdir = snapdir_of(self.oid)
+        if not ss.clones and not self.exists:
+            if self._snapset_stored:
+                self.txn.remove(self.coll, snapdir)
+            return
+        if not self._snapset_stored:
+            self.txn.touch(self.coll, snapdir)
+        self.txn.omap_setkeys(self.coll, snapdir, {SNAPSET_KEY: ss.encode()})
+
     def finish(self) -> None:
-        """Stamp the mtime of a modified, still existing object."""
+        """Stamp the mtime of a modified, still existing object; persist its SnapSet."""
         if self.modified and self.exists:
             self.txn.set_mtime(self.coll, self.oid, self.mtime or time.time())
+        if self.modified:
+            self._finish_snapset()
+
+
+def context_at_snap(store: ObjectStore, coll: str, oid: ObjectId, snapid: int) -> ObjectContext | None:
+    """A read-only context on the version of `oid` a read at `snapid` sees (None: ENOENT)."""
+    head = ObjectContext(store, coll, oid, snapshots=True)
+    version = resolve_read(head.snapset(), head.existed, snapid)
+    if version is None:
+        return None
+    if version == HEAD:
+        return head
+    return ObjectContext(store, coll, clone_oid(oid, version))

@@ -145,6 +145,10 @@ def _one(ctx: ObjectContext, op: dict[str, Any], data: memoryview, res: OpResult
         ctx.omap_clear()
     elif name == "omap_setheader":
         ctx.omap_set_header(bytes(_payload(op, data)))
+    elif name == "list_snaps":
+        out.update(ctx.list_snaps())
+    elif name == "rollback":
+        ctx.rollback(_nonneg(op, "snapid"))
     elif name == "checksum":
         ctx.require_exists()
         out["crc"] = ctx.store.checksum(ctx.coll, ctx.oid)

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from shoal.errors import ShoalError, Shutdown
+from shoal.osd.object_context import ObjectContext
 from shoal.osd.pg_log import LogEntry, PGInfo, PGLog, Version, ver_str
+from shoal.osd.snaps import SNAPDIR, SNAPSET_KEY, clone_oid, snapdir_of, trim
 from shoal.osd.store.base import HEAD, ObjectId
 from shoal.osd.store.transaction import Transaction
 from shoal.wire.messages import Msg
@@ -40,6 +42,7 @@ LOG_KEEP = 3000  # entries kept for dup detection and log recovery (osd_min_pg_l
 LOG_TRIM_SLACK = 500  # trim in batches, not on every write
 REPLICA_FAILURE_WAIT = 20.0  # seconds a write waits for the map to react to a failed replica
 INFO_KEY = "info"
+TRIM_BATCH = 256  # objects listed per step of the snap trimmer
 
 
 class IntervalChanged(Exception):
@@ -76,6 +79,8 @@ class PG:
         self.num_objects = 0
         self.num_bytes = 0
         self._peering: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
+        self.trimmed: set[int] = set()  # removed snap ids this primary has trimmed from the PG
 
     # -- persistence ------------------------------------------------------------------
     def load(self) -> None:
@@ -128,14 +133,15 @@ class PG:
         if self.is_primary():
             self.state = "peering"
             self._peering = asyncio.create_task(self._peer(interval))
-        elif self.osd.whoami in up:
-            self.state = "replica"
         else:
-            self.state = "stray"
+            self.trimmed.clear()  # a later primary term rescans the PG
+            self.state = "replica" if self.osd.whoami in up else "stray"
 
     def stop(self) -> None:
         if self._peering is not None:
             self._peering.cancel()
+        if self._trimmer is not None:
+            self._trimmer.cancel()
         if not self._interval_changed.done():
             self._interval_changed.set_result(None)
 
@@ -311,6 +317,7 @@ class PG:
         self.next_seq = max(self.next_seq, self.log.head[1] + 1)
         self.active.set()
         self.osd.stats_changed()
+        self.kick_trim()
 
     async def _fetch_log(self, osd_id: int) -> PGLog:
         reply = await self._query(osd_id, "log")
@@ -385,6 +392,68 @@ class PG:
         await self.osd.committer.submit(txn)
         self.log, self.info = log_, info
         self.next_seq = max(self.next_seq, log_.head[1] + 1)
+
+    # -- snapshot trimming (decision record 0005) -------------------------------------------
+    def kick_trim(self) -> None:
+        """Start trimming snapshots the pool removed, unless already running."""
+        pool = self.pool()
+        if (pool is None or not self.is_primary() or not pool.removed_snaps
+                or (self._trimmer is not None and not self._trimmer.done())):
+            return
+        if pool.removed_snap_set() <= self.trimmed:
+            return
+        self._trimmer = asyncio.create_task(self._trim())
+        self._trimmer.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _trim(self) -> None:
+        while True:
+            pool = self.pool()
+            if pool is None or not self.is_primary():
+                return
+            todo = pool.removed_snap_set() - self.trimmed
+            if not todo:
+                return
+            await self.wait_active()
+            cursor: ObjectId | None = None
+            more = True
+            while more:
+                objects, more = self.osd.store.list_objects(self.coll, cursor, TRIM_BATCH)
+                for oid in objects:
+                    if oid.snap == SNAPDIR:
+                        try:
+                            await self._trim_object(ObjectId(oid.name, oid.nspace), todo)
+                        except IntervalChanged:
+                            return  # the next primary trims
+                if objects:
+                    cursor = objects[-1]
+                await asyncio.sleep(0)  # bounded batches: client IO goes between them
+            self.trimmed |= todo
+            log.info("event=snaps_trimmed pg=%s snaps=%s", self.pgid, sorted(todo))
+
+    async def _trim_object(self, head: ObjectId, removed: frozenset[int]) -> None:
+        key = (head.nspace, head.name)
+        await self.lock_object(key)
+        try:
+            ctx = ObjectContext(self.osd.store, self.coll, head, snapshots=True)
+            ss = ctx.snapset()
+            if ss is None:
+                return
+            doomed, changed = trim(ss, removed)
+            if not changed:
+                return
+            txn = Transaction()
+            freed = 0
+            for clone_id in doomed:
+                victim = clone_oid(head, clone_id)
+                freed += self.osd.store.stat(self.coll, victim).size
+                txn.remove(self.coll, victim)
+            if ss.clones or ctx.exists:
+                txn.omap_setkeys(self.coll, snapdir_of(head), {SNAPSET_KEY: ss.encode()})
+            else:
+                txn.remove(self.coll, snapdir_of(head))
+            await self.commit_write(txn, "modify", head, None, 0, -freed)
+        finally:
+            self.unlock_object(key)
 
     # -- statistics ------------------------------------------------------------------------
     def stat(self) -> dict[str, Any]:

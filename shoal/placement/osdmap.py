@@ -49,6 +49,13 @@ class Pool:
     def pgp_num_mask(self) -> int:
         return pg_num_mask(self.pgp_num)
 
+    def removed_snap_set(self) -> frozenset[int]:
+        """`removed_snaps` as a set, built once per Pool object (maps are immutable once made)."""
+        cached = self.__dict__.get("_removed_set")
+        if cached is None or len(cached) != len(self.removed_snaps):
+            cached = self.__dict__["_removed_set"] = frozenset(self.removed_snaps)
+        return cached
+
     def flag_names(self) -> list[str]:
         names = []
         if self.flags & FLAG_HASHPSPOOL:

@@ -13,14 +13,23 @@ from typing import Any
 WRITE_OPS = frozenset({
     "create", "write", "writefull", "append", "truncate", "zero", "delete",
     "setxattr", "rmxattr", "omap_setkeys", "omap_rmkeys", "omap_clear", "omap_setheader",
+    "rollback",
 })
 READ_OPS = frozenset({
     "read", "stat", "getxattr", "getxattrs", "omap_get_vals", "omap_get_keys",
-    "omap_get_vals_by_keys", "omap_get_header", "assert_exists", "checksum",
+    "omap_get_vals_by_keys", "omap_get_header", "assert_exists", "checksum", "list_snaps",
 })
 CALL = "call"  # object-class method; the OSD decides from the method's flags whether it writes
 PG_OPS = frozenset({"pgls"})  # addressed to a PG, not an object
+# Watch/notify, served by the primary outside the op executor (shoal/osd/watch.py), alone
+# in their vector. Caps count them as reads, as Ceph lets read-only clients watch and notify.
+#   watch {watch_op: watch|reconnect|unwatch|ping, cookie, timeout, gid, nonce}
+#   notify {timeout, gid, d: payload} -> {notify_id, acks: [[gid, cookie, d]], timeouts: [[gid, cookie]]}
+#   list_watchers -> {watchers: [{name, watcher_id, addr, cookie, timeout}]}
+WATCH_OPS = frozenset({"watch", "notify", "list_watchers"})
 ALL_NSPACES = "\x01"  # librados' LIBRADOS_ALL_NSPACES: a listing of every namespace
+
+SNAP_HEAD = -2  # OSD_OP meta `snap`: read the head (librados' LIBRADOS_SNAP_HEAD)
 
 FLAG_FAILOK = 1  # per-op: a failure of this op does not abort the vector
 
