@@ -42,6 +42,10 @@ class Msg(enum.IntEnum):
     PG_QUERY = 34  # {tid, pgid, epoch, what, ...} -> PG_REPLY {tid, result, ...}
     PG_REPLY = 35
 
+    # watch/notify (shoal/osd/watch.py, shoal/client/watch.py)
+    WATCH_NOTIFY = 38  # OSD -> watcher {event: "notify"|"disconnect", cookie, notify_id, notifier} data=payload
+    NOTIFY_ACK = 39  # watcher -> OSD {notify_id, cookie} data=reply (no answer)
+
 
 PROTOCOL_VERSION = 1
 AUTH_NONE = "none"
