@@ -232,14 +232,19 @@ class Lingers:
         if frame.type != Msg.WATCH_NOTIFY:
             return
         m = frame.meta
-        lg = self._lingers.get(int(m.get("cookie", 0)))
+        try:
+            cookie, notify_id, notifier = int(m["cookie"]), int(m["notify_id"]), int(m.get("notifier", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("event=bad_watch_notify peer=%s error=%r", conn.peer, exc)
+            return
+        lg = self._lingers.get(cookie)
         if lg is None or lg.closed:
             return
         if m.get("event") == "disconnect":
             if conn is lg.conn:
                 self._fail(lg, -errno.ENOTCONN, "the OSD dropped the watch")
             return
-        notify_id, notifier, payload = int(m["notify_id"]), int(m.get("notifier", 0)), bytes(frame.data)
+        payload = bytes(frame.data)
         assert self._runner is not None
         if not self._runner.submit(lambda: self._run_callback(lg, conn, notify_id, notifier, payload)):
             log.warning("event=notify_dropped oid=%s cookie=%d notify_id=%d reason=callback_queue_full",

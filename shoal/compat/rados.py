@@ -50,7 +50,7 @@ from shoal.compat.rados_errors import (
     require_str,
     type_error,
 )
-from shoal.compat.rados_ioctx import Ioctx, Object, ObjectIterator
+from shoal.compat.rados_ioctx import Ioctx, Object, ObjectIterator, Watch
 from shoal.compat.rados_ops import (
     LIBRADOS_ALL_NSPACES,
     LIBRADOS_CMPXATTR_OP_EQ,
@@ -514,6 +514,6 @@ __all__ = [
     "LIBRADOS_OP_FLAG_FAILOK", "LIBRADOS_SNAP_DIR", "LIBRADOS_SNAP_HEAD", "LogicError", "MAX_ERRNO",
     "MONITOR_LEVELS", "NoData", "NoSpace", "NotConnected", "OSError", "Object", "ObjectBusy", "ObjectExists",
     "ObjectIterator", "ObjectNotFound", "ObjectStateError", "OmapIterator", "OpCtx", "PermissionDeniedError",
-    "PermissionError", "Rados", "RadosStateError", "ReadOp", "ReadOpCtx", "TimedOut", "Version", "WriteOp",
+    "PermissionError", "Rados", "RadosStateError", "ReadOp", "ReadOpCtx", "TimedOut", "Version", "Watch", "WriteOp",
     "WriteOpCtx", "make_ex",
 ]

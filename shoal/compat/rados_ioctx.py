@@ -658,6 +658,9 @@ class Watch:
         if self.id == 0:
             return
         self.ioctx.require_ioctx_open()
+        if self.ioctx.rados.state != "connected":
+            self.id = 0  # the handle was shut down: its sessions, and so the watch, are gone
+            return
         client = self.ioctx.rados._client
         try:
             self.ioctx.rados._loop.run(client.unwatch(self.id))

@@ -479,6 +479,8 @@ class OSD:
         self.io["wr_bytes"] += len(data)
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": 0, "outs": res.outs, "version": list(entry.version)},
                    res.data())
+        if op_kind == "delete":
+            self.watches.object_removed(pg, oid)  # its watchers learn now, not at their next ping
 
     def _pgls(self, conn: Connection, frame: Frame, pg: PG) -> None:
         op = frame.meta["ops"][0]

@@ -156,6 +156,14 @@ class WatchRegistry:
             return None, []
         return w, self._remove(w)
 
+    def remove_object(self, key: ObjKey) -> tuple[list[Watcher], list[Notify]]:
+        """The object was deleted: its watchers are gone (and no longer waited for)."""
+        gone = self.watchers(key)
+        finished: list[Notify] = []
+        for w in gone:
+            finished += self._remove(w)
+        return gone, finished
+
     def drop_session(self, session: Hashable) -> tuple[list[Watcher], list[Notify]]:
         gone = list(self.sessions.get(session, {}).values())
         finished: list[Notify] = []
@@ -353,14 +361,17 @@ class WatchService:
         # "watch" and "reconnect" both (re)register here: this primary may never have seen
         # the watch (state is not persisted), so a reconnect to it registers it anew.
         timeout = _clamp_timeout(op.get("timeout"), DEFAULT_WATCH_TIMEOUT)
+        known = self.registry.find(key, gid, cookie)
+        moved = known is not None and known.session is not conn
         w, new = self.registry.watch(key, gid, cookie, _client_addr(conn, int(op.get("nonce", 0))),
                                      timeout, conn, now)
         self._track(conn)
         self._ensure_sweeper()
         log.info("event=%s oid=%s client=%d cookie=%d timeout=%g", "watch" if new else wop, key[2], gid,
                  cookie, timeout)
-        for n in self.registry.pending_for(w):
-            self._send_notify(w, n)  # notifies it missed while its old session was going away
+        if moved:
+            for n in self.registry.pending_for(w):
+                self._send_notify(w, n)  # what its old session may not have delivered
         return {"r": 0}
 
     # -- notify ----------------------------------------------------------------------------------
@@ -431,6 +442,23 @@ class WatchService:
         if n is not None:
             self._complete([n])
 
+    def object_removed(self, pg: PG, oid: ObjectId) -> None:
+        """After a delete of `oid` committed: its watchers are disconnected (their clients'
+        error callbacks get -ENOTCONN), as Ceph does."""
+        gone, finished = self.registry.remove_object((pg.pgid, oid.nspace, oid.name))
+        for w in gone:
+            self._disconnect(w)
+        self._complete(finished)
+
+    def _disconnect(self, w: Watcher) -> None:
+        conn = w.session
+        if isinstance(conn, Connection) and not conn.closed:
+            try:
+                conn.send(Msg.WATCH_NOTIFY, {"event": "disconnect", "cookie": w.cookie, "notify_id": 0,
+                                             "notifier": 0})
+            except Shutdown:
+                pass
+
     # -- sessions, expiry, moved PGs ----------------------------------------------------------------
     def _track(self, conn: Connection) -> None:
         if conn in self._tracked:
@@ -463,13 +491,7 @@ class WatchService:
         expired, finished = self.registry.expire(now)
         for w in expired:
             log.info("event=watch_timed_out oid=%s client=%d cookie=%d", w.key[2], w.gid, w.cookie)
-            conn = w.session
-            if isinstance(conn, Connection) and not conn.closed:
-                try:
-                    conn.send(Msg.WATCH_NOTIFY, {"event": "disconnect", "cookie": w.cookie, "notify_id": 0,
-                                                 "notifier": 0})
-                except Shutdown:
-                    pass
+            self._disconnect(w)
         self._complete(finished)
 
         def moved(key: ObjKey) -> bool:
