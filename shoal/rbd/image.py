@@ -1,0 +1,276 @@
+"""An open image (librbd's ImageCtx): identity, header state, snapshot selection, parent.
+
+`open_image` resolves a name (rbd_id.<name>) or an id, reads the header in one round
+trip and selects HEAD or a snapshot. The state lives only in this object and is only
+touched on the client loop thread. It is re-read by `refresh()`:
+
+* after a management operation done through this handle (resize, snapshots, flatten…),
+  which calls `refresh()` itself;
+* whenever `needs_refresh` is set. Nothing sets it from outside yet: the header watch
+  (another module, later) sets it from its notify callback, and every entry point calls
+  `refresh_if_needed()` first, as librbd's `refresh_if_required()`.
+
+Two hooks for the exclusive lock (shoal/rbd/exclusive_lock.py): `lock`, when set, is the
+lock manager whose `write_guard()` every write enters instead of the bare I/O gate (it
+acquires the lock first); `exclusive_owner` says whether this handle owns the image's
+writes. Without a lock manager the first write of a handle takes ownership. Whenever
+ownership changes the cached HEAD object map is dropped: another client may have written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
+
+from shoal.client.rados_client import RadosClient
+from shoal.errors import ShoalError, from_errno
+from shoal.rbd import features as F
+from shoal.rbd import naming
+from shoal.rbd.header import Header, HeaderState, ParentSpec, SnapInfo, dir_get_name, get_image_id, trash_get
+from shoal.rbd.ioctx import CEPH_NOSNAP, IoCtx, IoGate, SnapContext
+from shoal.rbd.striping import Layout
+
+if TYPE_CHECKING:
+    from shoal.rbd.object_map import ObjectMap
+
+
+class WriteGuarded(Protocol):
+    """The exclusive-lock manager as the image sees it."""
+
+    def write_guard(self) -> AbstractAsyncContextManager[object]: ...
+
+# Feature bits this client implements; an image needing others can't be opened (ENOSYS),
+# as librbd refuses images with unknown incompatible features.
+SUPPORTED_FEATURES = (F.LAYERING | F.STRIPINGV2 | F.EXCLUSIVE_LOCK | F.OBJECT_MAP | F.FAST_DIFF
+                      | F.DEEP_FLATTEN | F.JOURNALING | F.DATA_POOL | F.OPERATIONS)
+SUPPORTED_OP_FEATURES = F.OP_CLONE_PARENT | F.OP_CLONE_CHILD | F.OP_SNAP_TRASH
+
+
+class ImageCtx:
+    def __init__(self, io: IoCtx, image_id: str, name: str | None, read_only: bool) -> None:
+        self.io = io
+        self.id = image_id
+        self.name = name
+        self.read_only = read_only
+        self.header = Header(io, image_id)
+        self.state: HeaderState | None = None
+        self.snap_id: int | None = None  # None = HEAD
+        self.snap_name: str | None = None
+        self.layout = Layout()
+        self.data_io = io
+        self.parent: ImageCtx | None = None  # opened on first use, at the parent snapshot
+        self.needs_refresh = False
+        self._exclusive_owner = False
+        self.lock: WriteGuarded | None = None
+        self.closed = False
+        self.gate = IoGate()
+        self.writes_in_flight: set[asyncio.Future[None]] = set()  # what a flush waits for
+        self.op_lock = asyncio.Lock()  # one management operation at a time per handle
+        self.object_map: ObjectMap | None = None  # None also when loaded but unusable
+        self.object_map_for = -1  # the version (snap id, CEPH_NOSNAP) `object_map` was loaded for
+
+    # -- write ownership -------------------------------------------------------------------------
+    @property
+    def exclusive_owner(self) -> bool:
+        return self._exclusive_owner
+
+    @exclusive_owner.setter
+    def exclusive_owner(self, owned: bool) -> None:
+        if owned != self._exclusive_owner and self.object_map_for == CEPH_NOSNAP:
+            self.object_map, self.object_map_for = None, -1
+        self._exclusive_owner = owned
+
+    def write_guard(self) -> AbstractAsyncContextManager[object]:
+        """What a write holds while it runs: the lock manager's guard, else the I/O gate."""
+        return self.lock.write_guard() if self.lock is not None else self.gate
+
+    # -- identity ----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<ImageCtx {self.spec_text()} id={self.id}>"
+
+    def spec_text(self) -> str:
+        snap = f"@{self.snap_name}" if self.snap_name else ""
+        return f"{self.name or self.id}{snap}"
+
+    @property
+    def client(self) -> RadosClient:
+        return self.io.client
+
+    @property
+    def st(self) -> HeaderState:
+        assert self.state is not None, "image header not loaded"
+        return self.state
+
+    @property
+    def object_prefix(self) -> str:
+        return self.st.object_prefix
+
+    @property
+    def features(self) -> int:
+        return self.st.features
+
+    def test_features(self, bits: int) -> bool:
+        return self.st.features & bits == bits
+
+    def data_object(self, objectno: int) -> str:
+        return naming.data_object(self.st.object_prefix, objectno)
+
+    # -- versions -------------------------------------------------------------------------------
+    @property
+    def snapc(self) -> SnapContext:
+        return self.st.snapc
+
+    @property
+    def read_snap(self) -> int:
+        """The snap id reads go to (CEPH_NOSNAP for HEAD)."""
+        return CEPH_NOSNAP if self.snap_id is None else self.snap_id
+
+    def snap_info(self, snap_id: int) -> SnapInfo:
+        info = self.st.snaps.get(snap_id)
+        if info is None:
+            raise from_errno(errno.ENOENT, f"image {self.spec_text()} has no snapshot id {snap_id}")
+        return info
+
+    def snap_by_name(self, name: str, namespace_type: str = "user") -> SnapInfo:
+        for info in self.st.snaps.values():
+            if info.name == name and info.namespace.get("type") == namespace_type:
+                return info
+        raise from_errno(errno.ENOENT, f"image {self.name or self.id} has no snapshot {name!r}")
+
+    def size_at(self, snap_id: int | None) -> int:
+        if snap_id is None or snap_id == CEPH_NOSNAP:
+            return self.st.size
+        return self.snap_info(snap_id).size
+
+    @property
+    def size(self) -> int:
+        """Size of the selected version (HEAD or the snapshot)."""
+        return self.size_at(self.snap_id)
+
+    def parent_overlap_at(self, snap_id: int | None) -> int:
+        """Bytes of the version that read through to the parent (0 = no parent)."""
+        st = self.st
+        if st.parent is None:
+            return 0
+        if snap_id is None or snap_id == CEPH_NOSNAP:
+            overlap = st.head_overlap
+            return min(int(overlap), st.size) if overlap else 0
+        info = self.snap_info(snap_id)
+        return min(int(info.parent_overlap), info.size) if info.parent_overlap else 0
+
+    def require_writable(self, what: str) -> None:
+        if self.read_only or self.snap_id is not None:
+            raise from_errno(errno.EROFS, f"{what}: image {self.spec_text()} is read-only")
+
+    # -- loading ------------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        st = await self.header.load(self.read_only)
+        unknown = st.incompatible & ~SUPPORTED_FEATURES
+        if unknown:
+            raise from_errno(errno.ENOSYS, f"image {self.spec_text()} uses unsupported features "
+                                           f"{','.join(F.format_features(unknown)) or hex(unknown)}")
+        if st.features & F.OPERATIONS and st.op_features & ~SUPPORTED_OP_FEATURES and not self.read_only:
+            raise from_errno(errno.ENOSYS, f"image {self.spec_text()} uses unsupported operation features")
+        old = self.state
+        self.state = st
+        self.layout = Layout(st.order, st.stripe_unit, st.stripe_count)
+        if old is None or old.features != st.features or old.size != st.size or old.flags != st.flags:
+            self.object_map, self.object_map_for = None, -1  # reloaded when next needed
+        self.data_io = self.io if st.data_pool_id < 0 else self.io.with_pool(st.data_pool_id)
+        if self.snap_id is not None and self.snap_id not in st.snaps:
+            raise from_errno(errno.ENOENT, f"snapshot {self.snap_name!r} of image {self.name} was removed")
+        await self._sync_parent()
+        self.needs_refresh = False
+
+    async def refresh_if_needed(self) -> None:
+        if self.needs_refresh:
+            await self.refresh()
+
+    async def _sync_parent(self) -> None:
+        """Drop a parent handle that no longer matches the header's parent spec."""
+        spec = self.st.parent
+        if self.parent is not None and (spec is None or self.parent_spec() != spec):
+            await self.parent.close()
+            self.parent = None
+
+    def parent_spec(self) -> ParentSpec | None:
+        p = self.parent
+        if p is None:
+            return None
+        return ParentSpec(p.io.pool_id, p.io.nspace, p.id, p.snap_id if p.snap_id is not None else CEPH_NOSNAP)
+
+    async def get_parent(self) -> ImageCtx:
+        """The parent image at the parent snapshot, opened read-only on first use."""
+        spec = self.st.parent
+        if spec is None:
+            raise from_errno(errno.ENOENT, f"image {self.spec_text()} has no parent")
+        if self.parent is None:
+            parent = ImageCtx(self.io.with_pool(spec.pool_id, spec.pool_namespace), spec.image_id, None, True)
+            await parent.refresh()
+            await parent.set_snap_id(spec.snap_id)
+            self.parent = parent
+        return self.parent
+
+    async def set_snap_id(self, snap_id: int | None) -> None:
+        """Select HEAD (None) or a snapshot by id (ENOENT if it does not exist)."""
+        if snap_id is None or snap_id == CEPH_NOSNAP:
+            self.snap_id, self.snap_name = None, None
+        else:
+            info = self.snap_info(snap_id)
+            self.snap_id, self.snap_name = snap_id, info.name
+        self.object_map, self.object_map_for = None, -1
+
+    async def set_snap_name(self, name: str | None) -> None:
+        await self.set_snap_id(None if name is None else self.snap_by_name(name).id)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.parent is not None:
+            await self.parent.close()
+            self.parent = None
+
+
+async def open_image(io: IoCtx, name: str | None = None, image_id: str | None = None,
+                     snapshot: str | None = None, read_only: bool = False,
+                     snap_id: int | None = None) -> ImageCtx:
+    """Open an image by name or id, at HEAD or a snapshot (by name or id).
+
+    ENOENT for a missing image or snapshot; ENOSYS for features this client can't handle.
+    """
+    if (name is None) == (image_id is None):
+        raise from_errno(errno.EINVAL, "give exactly one of image name and image id")
+    if image_id is None:
+        assert name is not None
+        image_id = await get_image_id(io, name)
+    ictx = ImageCtx(io, image_id, name, read_only)
+    try:
+        await ictx.refresh()
+        if ictx.name is None:
+            ictx.name = await _name_of(io, image_id)
+        if snapshot is not None:
+            await ictx.set_snap_name(snapshot)
+        elif snap_id is not None:
+            await ictx.set_snap_id(snap_id)
+    except ShoalError:
+        await ictx.close()
+        raise
+    return ictx
+
+
+async def _name_of(io: IoCtx, image_id: str) -> str | None:
+    """The name of an image opened by id: from the directory, else from its trash entry."""
+    try:
+        return await dir_get_name(io, image_id)
+    except ShoalError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    try:
+        return str((await trash_get(io, image_id)).get("name") or "") or None
+    except ShoalError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    return None
