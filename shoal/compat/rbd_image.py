@@ -42,6 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 RBD_SNAP_NAMESPACE_TYPE_USER, RBD_SNAP_NAMESPACE_TYPE_GROUP = 0, 1
 RBD_SNAP_NAMESPACE_TYPE_TRASH, RBD_SNAP_NAMESPACE_TYPE_MIRROR = 2, 3
 RBD_SNAP_REMOVE_UNPROTECT, RBD_SNAP_REMOVE_FLATTEN = 1 << 0, 1 << 1
+RBD_LOCK_MODE_EXCLUSIVE, RBD_LOCK_MODE_SHARED = 0, 1
 NO_PARENT_POOL = (1 << 64) - 1  # stat()'s deprecated parent_pool: always -1 as uint64
 
 
@@ -606,32 +607,41 @@ class Image:
 
     @requires_not_closed
     def is_exclusive_lock_owner(self) -> bool:
-        return False  # the managed exclusive lock is not implemented: never owned
+        return self._ictx.exclusive_owner
 
     @requires_not_closed
     def lock_acquire(self, lock_mode: int) -> None:
-        raise make_ex(errno.EOPNOTSUPP, "error acquiring lock on image")
+        if lock_mode != RBD_LOCK_MODE_EXCLUSIVE:
+            raise make_ex(errno.EOPNOTSUPP, "error acquiring lock on image")  # librbd: exclusive mode only
+        self._run(image_admin.managed_lock(self._ictx, True), "error acquiring lock on image")
 
     @requires_not_closed
     def lock_release(self) -> None:
-        raise make_ex(errno.EOPNOTSUPP, "error releasing lock on image")
+        self._run(image_admin.managed_lock(self._ictx, False), "error releasing lock on image")
 
     @requires_not_closed
     def lock_break(self, lock_mode: int, lock_owner: Any) -> None:
-        raise make_ex(errno.EOPNOTSUPP, "error breaking lock on image")
+        owner = text(lock_owner, "lock_owner")
+
+        async def brk() -> None:
+            info = await image_admin.list_lockers(self._ictx)
+            cookies = [c for entity, c, _ in info.lockers if entity == owner and info.tag == image_admin.MANAGED_LOCK_TAG]
+            if not cookies:
+                raise ShoalError(f"{owner} does not own the exclusive lock", errno.ENOENT)
+            await image_admin.break_lock(self._ictx, owner, cookies[0])
+
+        self._run(brk(), "error breaking lock on image")
 
     @requires_not_closed
     def lock_get_owners(self) -> Iterator[dict[str, Any]]:
-        return iter([])  # no managed lock: no owners (librbd's ENOENT answer)
+        owners = self._run(image_admin.lock_owners(self._ictx), f"error listing lock owners for image {self.name}")
+        return iter([{"mode": RBD_LOCK_MODE_EXCLUSIVE, "owner": o} for o in owners])
 
     @requires_not_closed
     def watchers_list(self) -> Iterator[dict[str, Any]]:
-        io = self._ictx.io
-        if getattr(io.client, "list_watchers", None) is None:
-            raise make_ex(errno.EOPNOTSUPP, "error listing watchers.")
-        watchers = self._run(image_watchers(io, self._ictx.header.oid), "error listing watchers.")
-        return iter([{"addr": str(w.get("addr", "")), "id": int(w.get("id", 0)), "cookie": int(w.get("cookie", 0))}
-                     for w in watchers])
+        watchers = self._run(image_watchers(self._ictx.io, self._ictx.header.oid), "error listing watchers.")
+        return iter([{"addr": str(w.get("addr", "")), "id": int(w.get("watcher_id", 0)),
+                      "cookie": int(w.get("cookie", 0))} for w in watchers])
 
     # -- mirroring (not supported) -------------------------------------------------------------------
     def _no_mirroring(self, what: str) -> None:

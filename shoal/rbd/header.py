@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.errors import from_errno
-from shoal.rbd import features as F
 from shoal.rbd import naming
 from shoal.rbd.ioctx import CEPH_NOSNAP, IoCtx, SnapContext, add_call, call_output, is_errno
 from shoal.wire.osd_op import FLAG_FAILOK, OpBuilder
@@ -173,9 +172,6 @@ class Header:
 
     async def snapshot_trash_add(self, snap_id: int) -> None:
         await self.call("snapshot_trash_add", {"snap_id": snap_id})
-
-    async def snapshot_get(self, snap_id: int) -> SnapInfo:
-        return SnapInfo.from_record(await self.call("snapshot_get", {"snap_id": snap_id}))
 
     async def set_protection(self, snap_id: int, status: int) -> None:
         await self.call("set_protection_status", {"snap_id": snap_id, "status": status})
@@ -373,7 +369,3 @@ async def trash_list(io: IoCtx) -> dict[str, dict[str, Any]]:
         if len(page) < 1024:
             return out
         after = max(page)
-
-
-def feature_names(features: int) -> str:
-    return ",".join(F.format_features(features)) or "none"

@@ -6,15 +6,16 @@ touched on the client loop thread. It is re-read by `refresh()`:
 
 * after a management operation done through this handle (resize, snapshots, flatten…),
   which calls `refresh()` itself;
-* whenever `needs_refresh` is set. Nothing sets it from outside yet: the header watch
-  (another module, later) sets it from its notify callback, and every entry point calls
-  `refresh_if_needed()` first, as librbd's `refresh_if_required()`.
+* whenever `needs_refresh` is set: the header watch (image_watcher.py) sets it when
+  another client announces a header change, and entry points call `refresh_if_needed()`
+  first, as librbd's `refresh_if_required()`.
 
-Two hooks for the exclusive lock (shoal/rbd/exclusive_lock.py): `lock`, when set, is the
-lock manager whose `write_guard()` every write enters instead of the bare I/O gate (it
-acquires the lock first); `exclusive_owner` says whether this handle owns the image's
-writes. Without a lock manager the first write of a handle takes ownership. Whenever
-ownership changes the cached HEAD object map is dropped: another client may have written.
+A writable open watches the header (`watcher`, also the `notifier` that operations
+changing the header call through `header_updated()`), and an image with EXCLUSIVE_LOCK
+gets a lock manager (`lock`, exclusive_lock.py): every write enters its `write_guard()`,
+which takes the lock first, instead of the bare I/O gate. `exclusive_owner` says whether
+this handle owns the lock; whenever that changes the cached HEAD object map is dropped,
+since another client may have written meanwhile. Read-only opens do neither, as librbd.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from shoal.client.rados_client import RadosClient
 from shoal.errors import ShoalError, from_errno
 from shoal.rbd import features as F
 from shoal.rbd import naming
+from shoal.rbd.exclusive_lock import ExclusiveLock
 from shoal.rbd.header import Header, HeaderState, ParentSpec, SnapInfo, dir_get_name, get_image_id, trash_get
+from shoal.rbd.image_watcher import HEADER_UPDATE, ImageWatcher
 from shoal.rbd.ioctx import CEPH_NOSNAP, IoCtx, IoGate, SnapContext
 from shoal.rbd.striping import Layout
 
@@ -36,16 +39,26 @@ if TYPE_CHECKING:
     from shoal.rbd.object_map import ObjectMap
 
 
-class WriteGuarded(Protocol):
-    """The exclusive-lock manager as the image sees it."""
-
-    def write_guard(self) -> AbstractAsyncContextManager[object]: ...
-
 # Feature bits this client implements; an image needing others can't be opened (ENOSYS),
-# as librbd refuses images with unknown incompatible features.
+# as librbd refuses images with unknown incompatible features. JOURNALING is accepted but
+# no journal is written (nothing in Shoal replays one: there is no rbd-mirror).
 SUPPORTED_FEATURES = (F.LAYERING | F.STRIPINGV2 | F.EXCLUSIVE_LOCK | F.OBJECT_MAP | F.FAST_DIFF
                       | F.DEEP_FLATTEN | F.JOURNALING | F.DATA_POOL | F.OPERATIONS)
 SUPPORTED_OP_FEATURES = F.OP_CLONE_PARENT | F.OP_CLONE_CHILD | F.OP_SNAP_TRASH
+
+
+class LockManager(Protocol):
+    """The exclusive-lock manager as the image sees it (ExclusiveLock)."""
+
+    def write_guard(self) -> AbstractAsyncContextManager[object]: ...
+    async def acquire(self) -> None: ...
+    async def release(self) -> None: ...
+
+
+class HeaderNotifier(Protocol):
+    """The header watch as the image sees it (ImageWatcher.notify)."""
+
+    async def notify(self, op: str, **fields: object) -> None: ...
 
 
 class ImageCtx:
@@ -63,7 +76,9 @@ class ImageCtx:
         self.parent: ImageCtx | None = None  # opened on first use, at the parent snapshot
         self.needs_refresh = False
         self._exclusive_owner = False
-        self.lock: WriteGuarded | None = None
+        self.lock: LockManager | None = None
+        self.notifier: HeaderNotifier | None = None
+        self.watcher: ImageWatcher | None = None
         self.closed = False
         self.gate = IoGate()
         self.writes_in_flight: set[asyncio.Future[None]] = set()  # what a flush waits for
@@ -106,13 +121,6 @@ class ImageCtx:
     @property
     def object_prefix(self) -> str:
         return self.st.object_prefix
-
-    @property
-    def features(self) -> int:
-        return self.st.features
-
-    def test_features(self, bits: int) -> bool:
-        return self.st.features & bits == bits
 
     def data_object(self, objectno: int) -> str:
         return naming.data_object(self.st.object_prefix, objectno)
@@ -184,6 +192,12 @@ class ImageCtx:
         await self._sync_parent()
         self.needs_refresh = False
 
+    async def header_updated(self) -> None:
+        """After this handle changed the header: re-read it and tell the other handles."""
+        await self.refresh()
+        if self.notifier is not None:
+            await self.notifier.notify(HEADER_UPDATE)
+
     async def refresh_if_needed(self) -> None:
         if self.needs_refresh:
             await self.refresh()
@@ -229,6 +243,10 @@ class ImageCtx:
         if self.closed:
             return
         self.closed = True
+        if self.lock is not None:
+            await self.lock.release()
+        if self.watcher is not None:
+            await self.watcher.unregister()
         if self.parent is not None:
             await self.parent.close()
             self.parent = None
@@ -255,10 +273,23 @@ async def open_image(io: IoCtx, name: str | None = None, image_id: str | None = 
             await ictx.set_snap_name(snapshot)
         elif snap_id is not None:
             await ictx.set_snap_id(snap_id)
+        if not read_only:
+            await _watch(ictx)
     except ShoalError:
         await ictx.close()
         raise
     return ictx
+
+
+async def _watch(ictx: ImageCtx) -> None:
+    """A writable handle watches its header (librbd's ImageWatcher): it hears other handles'
+    header changes, and with EXCLUSIVE_LOCK it takes part in the lock hand-off."""
+    watcher = ImageWatcher(ictx)
+    await watcher.register()
+    ictx.watcher = watcher
+    ictx.notifier = watcher
+    if ictx.st.features & F.EXCLUSIVE_LOCK:
+        ictx.lock = ExclusiveLock(ictx, watcher)
 
 
 async def _name_of(io: IoCtx, image_id: str) -> str | None:

@@ -2,8 +2,9 @@
 
 The advisory locks are librbd's old `rbd lock add/remove/ls` API: plain cls_lock locks
 the client takes and breaks explicitly, named by the client's entity (`client.<global
-id>`). The managed exclusive lock (automatic hand-off over watch/notify) is separate and
-not built yet.
+id>`). The managed exclusive lock (automatic hand-off over watch/notify,
+exclusive_lock.py) is the same cls lock with tag "internal"; python-rbd's lock_acquire /
+lock_release drive the handle's lock manager.
 """
 
 from __future__ import annotations
@@ -55,6 +56,28 @@ async def list_lockers(ictx: ImageCtx) -> Lockers:
     return Lockers(str(info.get("tag", "")), int(info.get("type", 0)) == 1, lockers)
 
 
+MANAGED_LOCK_TAG = "internal"  # librbd's managed exclusive lock: cls lock `rbd_lock` with this tag
+
+
+async def lock_owners(ictx: ImageCtx) -> list[str]:
+    """Clients holding the managed exclusive lock (`rbd lock ls` shows them too)."""
+    info = await list_lockers(ictx)
+    return [entity for entity, _, _ in info.lockers] if info.tag == MANAGED_LOCK_TAG else []
+
+
+async def managed_lock(ictx: ImageCtx, acquire: bool) -> None:
+    """Take or give up the managed exclusive lock: EINVAL without the feature, EOPNOTSUPP
+    while no lock manager is attached to the handle (it needs the header watch)."""
+    if not ictx.st.features & F.EXCLUSIVE_LOCK:
+        raise from_errno(errno.EINVAL, f"image {ictx.spec_text()} has no exclusive-lock feature")
+    if ictx.lock is None:
+        raise from_errno(errno.EOPNOTSUPP, f"image {ictx.spec_text()}: no exclusive-lock manager on this handle")
+    if acquire:
+        await ictx.lock.acquire()
+    else:
+        await ictx.lock.release()
+
+
 async def update_features(ictx: ImageCtx, mask: int, enabled: bool) -> None:
     """Enable or disable mutable features (EINVAL for others or broken dependencies).
 
@@ -79,7 +102,7 @@ async def update_features(ictx: ImageCtx, mask: int, enabled: bool) -> None:
             await object_map.remove_all(ictx)
             mask_flags = object_map.FLAG_OBJECT_MAP_INVALID | object_map.FLAG_FAST_DIFF_INVALID
             await ictx.header.set_flags(0, mask_flags)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 async def rebuild_object_map(ictx: ImageCtx, concurrency: int = 10) -> None:
@@ -90,4 +113,4 @@ async def rebuild_object_map(ictx: ImageCtx, concurrency: int = 10) -> None:
         if not ictx.st.features & F.OBJECT_MAP:
             raise from_errno(errno.EINVAL, f"image {ictx.spec_text()} has no object map")
         await object_map.rebuild(ictx, concurrency)
-        await ictx.refresh()
+        await ictx.header_updated()

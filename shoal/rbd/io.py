@@ -233,6 +233,9 @@ async def write(ictx: ImageCtx, off: int, data: bytes | bytearray | memoryview) 
         return 0
     view = memoryview(data)
     async with ictx.write_guard(), _WriteTracker(ictx):
+        # Taking the exclusive lock may have followed another client's header change (a
+        # snapshot): the SnapContext is read only once the lock is ours.
+        await ictx.refresh_if_needed()
         snapc = ictx.snapc
         extents = ictx.layout.file_to_extents(off, length)
         await object_map.before_write(ictx, [e.objectno for e in extents])
@@ -266,6 +269,7 @@ async def discard(ictx: ImageCtx, off: int, length: int, skip_partial: bool = Tr
     if not length:
         return
     async with ictx.write_guard(), _WriteTracker(ictx):
+        await ictx.refresh_if_needed()  # as in write(): the SnapContext once the lock is ours
         snapc = ictx.snapc
         plans = await _discard_plans(ictx, off, length, skip_partial)
         removed = [p.objectno for p in plans if p.action == "remove"]

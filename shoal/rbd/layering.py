@@ -158,7 +158,7 @@ async def flatten(ictx: ImageCtx, progress: Progress = None, concurrency: int = 
         await ictx.header.parent_detach()
         if st.features & F.DEEP_FLATTEN or not snaps_use_parent:
             await detach_from_parent(ictx, spec, v2)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ snapshot), PENDING (being removed), EXISTS_CLEAN (unchanged since the last snaps
 
 Who trusts it, as librbd:
 * reads at a snapshot use that snapshot's map (immutable once taken);
-* HEAD's map is loaded by the handle that writes (librbd's exclusive-lock owner) and
-  kept current by it: a write first marks its objects EXISTS on disk, a removal marks
-  them NONEXISTENT afterwards, so a crash never leaves data the map hides;
+* HEAD's map is loaded by the handle that writes and kept current by it: a write first
+  marks its objects EXISTS on disk, a removal marks them NONEXISTENT afterwards, so a
+  crash never leaves data the map hides. Reads trust it only while the handle owns the
+  exclusive lock (librbd's rule), which also makes this handle the only writer;
 * fast-diff and du load the maps they compare afresh (diff_states).
 A map that is missing or of the wrong size is not used (the feature flag
 OBJECT_MAP_INVALID is set, as librbd does); callers then fall back to asking the OSDs.
@@ -106,8 +107,11 @@ async def _invalidate(ictx: ImageCtx, snap_id: int | None) -> None:
 
 
 async def for_reads(ictx: ImageCtx) -> ObjectMap | None:
-    """The map reads of the selected version may trust (see the module doc), loading it once."""
-    if not enabled(ictx) or (ictx.snap_id is None and not ictx.exclusive_owner):
+    """The map reads of the selected version may trust (see the module doc), loading it once.
+
+    HEAD's only while this handle owns the exclusive lock: without the lock another
+    handle may create objects this handle's copy of the map doesn't know about."""
+    if not enabled(ictx) or (ictx.snap_id is None and not (ictx.lock is not None and ictx.exclusive_owner)):
         return None
     if ictx.object_map_for != ictx.read_snap:
         ictx.object_map = await load(ictx, ictx.snap_id)
@@ -119,8 +123,6 @@ async def for_writes(ictx: ImageCtx) -> ObjectMap | None:
     """HEAD's map, loaded by the first write of this handle (where librbd takes the lock)."""
     if not enabled(ictx):
         return None
-    if ictx.lock is None:
-        ictx.exclusive_owner = True  # no lock manager: the writing handle owns the image's writes
     if ictx.object_map_for != CEPH_NOSNAP:
         ictx.object_map = await load(ictx, None)
         ictx.object_map_for = CEPH_NOSNAP

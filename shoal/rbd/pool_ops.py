@@ -46,12 +46,9 @@ RBD_INFO_VALIDATED = b"overwrite validated"
 
 
 async def image_watchers(io: IoCtx, oid: str) -> list[dict[str, Any]]:
-    """Watchers of a header: [] until the client offers `list_watchers` (header watch is
-    being added separately); remove and `rbd status` read them through here."""
-    lister = getattr(io.client, "list_watchers", None)
-    if lister is None:
-        return []
-    return list(await lister(io.pool_id, oid, io.nspace))
+    """Watchers of a header (every open handle of the image watches it): remove refuses an
+    image that has any, `rbd status` and Image.watchers_list show them."""
+    return await io.client.list_watchers(io.pool_id, oid, io.nspace)
 
 
 async def list_images(io: IoCtx) -> list[tuple[str, str]]:

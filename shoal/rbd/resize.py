@@ -43,7 +43,7 @@ async def resize_locked(ictx: ImageCtx, size: int, progress: Progress, concurren
         await _trim(ictx, size, old, progress, concurrency)
     await object_map.resize(ictx, size)
     await ictx.header.set_size(size)
-    await ictx.refresh()
+    await ictx.header_updated()
 
 
 async def _trim(ictx: ImageCtx, new_size: int, old_size: int, progress: Progress, concurrency: int) -> None:

@@ -69,7 +69,7 @@ async def create(ictx: ImageCtx, name: str, namespace: dict[str, Any] | None = N
         else:
             raise from_errno(errno.ESTALE, f"{what}: snap ids kept moving")
         await object_map.snapshot_add(ictx, snap_id)
-        await ictx.refresh()
+        await ictx.header_updated()
     return snap_id
 
 
@@ -89,13 +89,13 @@ async def remove(ictx: ImageCtx, name: str | None = None, snap_id: int | None = 
         if info.child_count > 0:
             if info.namespace.get("type") != "trash":
                 await ictx.header.snapshot_trash_add(info.id)
-            await ictx.refresh()
+            await ictx.header_updated()
             return
         old_parent, was_v2 = ictx.st.parent, bool(ictx.st.op_features & F.OP_CLONE_CHILD)
         await purge_snapshot(ictx, info)
         if ictx.snap_id == info.id:
             await ictx.set_snap_id(None)
-        await ictx.refresh()
+        await ictx.header_updated()
         if old_parent is not None and ictx.st.parent is None:
             # That snapshot was the last user of the parent link: unregister from the parent.
             await detach_from_parent(ictx, old_parent, was_v2)
@@ -109,7 +109,7 @@ async def rename(ictx: ImageCtx, src: str, dst: str) -> None:
         if any(s.name == dst and s.is_user for s in ictx.st.snaps.values()):
             raise from_errno(errno.EEXIST, f"renaming snapshot {src!r} of image {ictx.name}: {dst!r} exists")
         await ictx.header.snapshot_rename(info.id, dst)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 async def rollback(ictx: ImageCtx, name: str, progress: Progress = None, concurrency: int = 10) -> None:
@@ -141,7 +141,7 @@ async def rollback(ictx: ImageCtx, name: str, progress: Progress = None, concurr
                 info.parent_overlap != st.head_overlap:
             await ictx.header.parent_attach(st.parent, int(info.parent_overlap), reattach=True)
         await object_map.rollback(ictx, info.id)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 async def protect(ictx: ImageCtx, name: str) -> None:
@@ -155,7 +155,7 @@ async def protect(ictx: ImageCtx, name: str) -> None:
         if info.protection == PROTECTION_PROTECTED:
             raise from_errno(errno.EBUSY, f"{what}: it is already protected")
         await ictx.header.set_protection(info.id, PROTECTION_PROTECTED)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 async def unprotect(ictx: ImageCtx, name: str, concurrency: int = 10) -> None:
@@ -179,7 +179,7 @@ async def unprotect(ictx: ImageCtx, name: str, concurrency: int = 10) -> None:
             await ictx.header.set_protection(info.id, PROTECTION_PROTECTED)
             raise
         await ictx.header.set_protection(info.id, PROTECTION_UNPROTECTED)
-        await ictx.refresh()
+        await ictx.header_updated()
 
 
 def is_protected(ictx: ImageCtx, name: str) -> bool:

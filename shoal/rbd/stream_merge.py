@@ -79,7 +79,7 @@ def merge_diffs(first: Iterable[bytes], second: Iterable[bytes]) -> bytes:
     """Merge two v1 diff streams (each given as an iterable of byte chunks) into one v1 diff."""
     f_from, f_to, f_size, f_ext = _read(first, "first")
     s_from, s_to, s_size, s_ext = _read(second, "second")
-    if s_from is not None and f_to != s_from:
+    if f_to != s_from:  # as Ceph: the chain must meet exactly, even at "no snapshot"
         raise InvalidArgument(f"the first diff's end snapshot {f_to!r} is not the second's start {s_from!r}")
     lower = [c for e in f_ext if (c := _clip(e, 0, s_size))]
     if s_size > f_size:

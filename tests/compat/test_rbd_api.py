@@ -150,6 +150,46 @@ def test_create_open_stat_list_rename_remove(ioctx: rados.Ioctx) -> None:
     assert_like(ei.value, "rbd.Image(ioctx_rbd, 'nosuch')")
 
 
+def test_remove_refuses_a_watched_image(ioctx: rados.Ioctx) -> None:
+    r = rbd.RBD()
+    r.create(ioctx, "py-busy", M)
+    with rbd.Image(ioctx, "py-busy") as img:
+        header = f"rbd_header.{img.id()}"
+    watch = ioctx.watch(header, lambda *args: None)  # as an image open in another client would
+    try:
+        with pytest.raises(rbd.ImageBusy) as ei:
+            r.remove(ioctx, "py-busy")
+        assert_like(ei.value, "rbd.RBD().remove(ioctx_rbd, 'py-busy')  # py-busy open via rbd.Image in another "
+                              "Rados handle")
+        with rbd.Image(ioctx, "py-busy") as img:  # a writable handle watches the header too
+            watchers = list(img.watchers_list())
+            assert len(watchers) == 2 and all(set(w) == {"addr", "id", "cookie"} for w in watchers)
+            assert {w["id"] for w in watchers} == {ioctx.rados.get_instance_id()}
+    finally:
+        watch.close()
+    r.remove(ioctx, "py-busy")
+
+
+def test_data_pool(ioctx: rados.Ioctx, ioctx2: rados.Ioctx) -> None:
+    r = rbd.RBD()
+    r.create(ioctx, "dp", 8 * M, data_pool=POOL2)
+    with rbd.Image(ioctx, "dp") as img:
+        assert img.features() & rbd.RBD_FEATURE_DATA_POOL and img.data_pool_id() == ioctx2.get_pool_id()
+        assert img.block_name_prefix() == f"rbd_data.{ioctx.get_pool_id()}.{img.id()}"
+        img.write(b"d" * 100, 5 * M)
+        img.create_snap("s")
+        img.write(b"e" * 100, 5 * M)
+        prefix = img.block_name_prefix()
+    assert ioctx2.read(f"{prefix}.0000000000000001", 3, M) == b"eee"  # data lives in the data pool
+    with rbd.Image(ioctx, "dp", snapshot="s") as snap:
+        assert snap.read(5 * M, 3) == b"ddd"
+    with rbd.Image(ioctx, "dp") as img:
+        img.remove_snap("s")
+    r.remove(ioctx, "dp")
+    with pytest.raises(rados.ObjectNotFound):
+        ioctx2.stat(f"{prefix}.0000000000000001")
+
+
 def test_create_argument_errors(ioctx: rados.Ioctx) -> None:
     r = rbd.RBD()
     with pytest.raises(OverflowError, match="can't convert negative value to uint64_t"):
@@ -551,6 +591,9 @@ def test_metadata_config_locks_features(ioctx: rados.Ioctx) -> None:
         mask = rbd.RBD_FEATURE_EXCLUSIVE_LOCK | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
         img.update_features(mask & img.features(), False)
         assert img.features() == rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_DEEP_FLATTEN
+        with pytest.raises(rbd.InvalidArgument):
+            img.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)  # no exclusive-lock feature
+        assert list(img.lock_get_owners()) == []
         with pytest.raises(rbd.InvalidArgument):
             img.update_features(rbd.RBD_FEATURE_OBJECT_MAP, True)  # needs exclusive-lock
         img.update_features(rbd.RBD_FEATURE_EXCLUSIVE_LOCK, True)

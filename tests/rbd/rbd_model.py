@@ -70,6 +70,11 @@ class Layout:
             kw["stripe_count"] = self.sc
         return kw
 
+    def clone_kwargs(self) -> dict[str, int]:
+        """Always explicit: a clone inherits the parent's stripe unit and count when they are not
+        given (librbd CloneRequest::create_child), which need not suit the child's order."""
+        return {"order": self.order, "features": self.features, "stripe_unit": self.su, "stripe_count": self.sc}
+
     # -- Striper::file_to_extents and back ------------------------------------------------
     def to_object(self, image_off: int) -> tuple[int, int]:
         su, sc = self.su, self.sc

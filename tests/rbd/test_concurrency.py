@@ -245,7 +245,7 @@ def test_watch_notify_exclusive_lock_handoff_loses_no_write(cluster: TestCluster
     else:
         r.create(io, image, size, order=order, features=LOCKED)
         before = bytes(size)
-    run_writers(cluster, io, tmp_path, image, before, rounds=2, nblocks=size // BLOCK,
+    run_writers(cluster, io, tmp_path, image, before, rounds=3, nblocks=size // BLOCK,
                 what=f"exclusive-lock hand-off ({'clone' if clone else 'plain image'}; needs watch/notify)", locked=True)
 
 
@@ -277,7 +277,11 @@ def test_watch_notify_resize_seen_by_other_process(cluster: TestCluster, io: Any
         workers.release()
         with rbd.Image(io, "resize-watch") as img:
             img.resize(grown)
-            workers.wait_ready(".1", timeout=30)
+            try:
+                workers.wait_ready(".1", timeout=30)
+            except AssertionError as exc:
+                raise AssertionError(f"another process's open handle did not see the grow {old} -> {grown} "
+                                     f"(needs watch/notify: header update notification): {exc}") from exc
             img.resize(shrunk)
         results = workers.finish()
     finally:

@@ -10,8 +10,9 @@ bytearray model (`rbd_model.py`, whose docstring states the Ceph semantics it en
 including librbd's partial-discard pruning).
 
 Failures print the hypothesis program (each step and its draws) and the seed; rerun a
-failure with SHOAL_RBD_MODEL_SEED=<seed>. The default run is bounded (SHOAL_RBD_MODEL_EXAMPLES,
-default 80 programs of 30 steps, about 45 s); `-m slow` runs 400 programs of 60 steps.
+failure with SHOAL_RBD_MODEL_SEED=<seed> (add SHOAL_RBD_MODEL_SHRINK=1 to shrink it). The
+default run is bounded (SHOAL_RBD_MODEL_EXAMPLES, default 150 programs of 30 steps, about
+45 s, no shrinking); `-m slow` runs 400 programs of 60 steps and shrinks.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -438,12 +439,16 @@ class RbdMachine(RuleBasedStateMachine):
     def _clone(self, data: st.DataObject) -> None:
         parent, snap_name, s = self.pick_snap(data)
         fmt = data.draw(st.sampled_from([1, 2]), label="clone_format")
-        lay = LAYOUT_BY_NAME[data.draw(st.sampled_from(LAYOUT_NAMES), label="child layout")]
+        choice = data.draw(st.sampled_from(["inherit", *LAYOUT_NAMES]), label="child layout")
+        if choice == "inherit":  # no order/striping given: the child takes the parent's (CloneRequest)
+            lay, kwargs = parent.layout, {"features": parent.layout.features}
+        else:
+            lay = LAYOUT_BY_NAME[choice]
+            kwargs = lay.clone_kwargs()
         child = f"m{self.run}_{next(self.counter)}"
 
         def do_clone() -> None:
-            self.rbd.clone(self.ioctx, parent.name, snap_name, self.ioctx, child, clone_format=fmt,
-                           **lay.create_kwargs())
+            self.rbd.clone(self.ioctx, parent.name, snap_name, self.ioctx, child, clone_format=fmt, **kwargs)
 
         if fmt == 1 and not s.protected:
             expect_error(rbd.InvalidArgument, f"clone v1 of unprotected {self.where(parent, snap_name)}", do_clone)
@@ -459,6 +464,8 @@ class RbdMachine(RuleBasedStateMachine):
         s.children.add(child)
         img = self.handle(child)
         assert img.size() == len(s.data), f"clone {self.where(m)} size {img.size()} != parent snap {len(s.data)}"
+        layout = (img.stat()["order"], img.stripe_unit(), img.stripe_count())
+        assert layout == (lay.order, lay.su, lay.sc), f"clone {self.where(m)} ({choice}): order/striping {layout}"
         assert img.parent_info() == (POOL, parent.name, snap_name), f"parent_info of {self.where(m)}"
         self.check_window(m, 0, min(m.size, m.layout.period), "fresh clone")
 
@@ -509,6 +516,56 @@ class RbdMachine(RuleBasedStateMachine):
                 want = s.data[off:off + 4096]
                 assert got == want, f"snapshot {self.where(m, name)} at {off}: {first_difference(want, got)}"
 
+    @precondition(lambda self: self.has(lambda m: bool(m.snaps)))
+    @rule(data=st.data())
+    @step
+    def read_via_set_snap(self, data: st.DataObject) -> None:
+        """Image.set_snap(name) turns an open handle into a read-only view of the snapshot; set_snap(None) back."""
+        m, name, s = self.pick_snap(data)
+        img = self.handle(m.name)
+        img.set_snap(name)
+        try:
+            assert img.size() == len(s.data), f"set_snap({name!r}) on {self.where(m)}: size {img.size()}"
+            expect_error(rbd.ReadOnlyImage, f"write after set_snap({name!r}) on {self.where(m)}",
+                         lambda: img.write(b"y", 0))
+            if s.data:
+                off = data.draw(st.integers(0, len(s.data) - 1), label="offset")
+                got = img.read(off, min(3 * m.layout.period, len(s.data) - off))
+                want = s.data[off:off + len(got)]
+                assert got == want, f"set_snap {self.where(m, name)} at {off}: {first_difference(want, got)}"
+        finally:
+            img.set_snap(None)
+        assert img.size() == m.size, f"set_snap(None) on {self.where(m)}: size {img.size()} != {m.size}"
+
+    @precondition(lambda self: self.has(lambda m: m.size > 0))
+    @rule(data=st.data())
+    @step
+    def diff_iterate_covers_changes(self, data: st.DataObject) -> None:
+        """diff_iterate(from snapshot or the beginning) reports, in order and without overlap, extents that
+        cover every byte of the head that differs from the snapshot (every non-zero byte from the beginning,
+        parent data included) - what export-diff and backups rely on."""
+        m = self.pick(data, lambda m: m.size > 0)
+        from_snap = data.draw(st.sampled_from([None, *sorted(m.snaps)]), label="from snapshot")
+        whole = data.draw(st.booleans(), label="whole_object")
+        extents: list[tuple[int, int, bool]] = []
+        self.handle(m.name).diff_iterate(0, m.size, from_snap, lambda o, n, e: extents.append((o, n, bool(e))),
+                                         include_parent=True, whole_object=whole)
+        what = f"diff_iterate(from {from_snap}, whole_object={whole}) of {self.where(m)}: {extents[:12]}"
+        mask = bytearray(m.size)
+        end = 0
+        for off, n, _ in extents:
+            assert off >= end and n > 0 and off + n <= m.size, f"{what}: unordered, overlapping or out of range"
+            end = off + n
+            mask[off:off + n] = b"\x01" * n
+        base = bytearray(m.snaps[from_snap].data[:m.size]) if from_snap else bytearray()
+        base.extend(bytes(m.size - len(base)))
+        head = m.data
+        for c in range(0, m.size, 4096):
+            if head[c:c + 4096] != base[c:c + 4096] and mask[c:c + 4096].count(0):
+                missed = next((c + i for i in range(min(4096, m.size - c))
+                               if head[c + i] != base[c + i] and not mask[c + i]), None)
+                assert missed is None, f"{what}: changed byte {missed} not reported"
+
     def teardown(self) -> None:
         try:
             if not self.failed:
@@ -525,8 +582,11 @@ class RbdMachine(RuleBasedStateMachine):
                     pass
 
 
-def run_model(ioctx: Any, examples: int, steps: int) -> None:
+def run_model(ioctx: Any, examples: int, steps: int, shrink: bool) -> None:
+    """Shrinking replays programs against the cluster (up to hypothesis' 5 minutes), so the default run
+    reports the unshrunk program; SHOAL_RBD_MODEL_SHRINK=1 (with the printed seed) shrinks it."""
     seed = int(os.environ.get("SHOAL_RBD_MODEL_SEED") or random.randrange(1 << 32))
+    shrink = shrink or bool(os.environ.get("SHOAL_RBD_MODEL_SHRINK"))
     print(f"rbd model seed {seed} (SHOAL_RBD_MODEL_SEED={seed} reruns this)")
 
     class Machine(RbdMachine):
@@ -537,16 +597,18 @@ def run_model(ioctx: Any, examples: int, steps: int) -> None:
     try:
         run_state_machine_as_test(Machine, settings=settings(
             max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-            print_blob=True, suppress_health_check=list(HealthCheck)))
+            print_blob=True, suppress_health_check=list(HealthCheck),
+            phases=[p for p in Phase if shrink or p != Phase.shrink]))
     except BaseException as exc:
-        exc.add_note(f"rbd model seed {seed}: rerun with SHOAL_RBD_MODEL_SEED={seed}")
+        exc.add_note(f"rbd model seed {seed}: rerun with SHOAL_RBD_MODEL_SEED={seed}"
+                     + ("" if shrink else " SHOAL_RBD_MODEL_SHRINK=1 for a minimal program"))
         raise
 
 
 def test_rbd_model(ioctx: Any) -> None:
-    run_model(ioctx, int(os.environ.get("SHOAL_RBD_MODEL_EXAMPLES", "80")), 30)
+    run_model(ioctx, int(os.environ.get("SHOAL_RBD_MODEL_EXAMPLES", "150")), 30, shrink=False)
 
 
 @pytest.mark.slow
 def test_rbd_model_long(ioctx: Any) -> None:
-    run_model(ioctx, int(os.environ.get("SHOAL_RBD_MODEL_EXAMPLES", "400")), 60)
+    run_model(ioctx, int(os.environ.get("SHOAL_RBD_MODEL_EXAMPLES", "400")), 60, shrink=True)

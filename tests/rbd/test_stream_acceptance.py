@@ -650,6 +650,10 @@ def test_failed_import_leaves_no_image(cluster: TestCluster, io: Any, sdir: Path
 
 def test_fixture_sums_are_what_the_tests_use() -> None:
     """The fixtures read here are the recorded ones (SHA256SUMS)."""
-    for name, digest in fixture_sums().items():
+    sums = fixture_sums()
+    for name, digest in sums.items():
         assert sha256(fixture_bytes(name)) == digest, name
+    for (img, snap), digest in SHA.items():  # the contents checked above are the raw images' (*.raw.gz)
+        assert sums[f"{img}-{snap}.raw"] == digest
+        assert len(fixture_bytes(f"{img}-{snap}.raw")) == SIZES[img, snap]
     assert os.path.exists(STREAMS / "import-diff-errors.json")
