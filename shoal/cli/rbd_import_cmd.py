@@ -136,6 +136,7 @@ class DiffSummary:
     from_snap: str | None = None
     to_snap: str | None = None
     fault: Failure | None = None
+    skipped: list[int] = field(default_factory=list)  # unknown tag bytes before the fault
 
 
 def check_diff(f: BinaryIO) -> DiffSummary:
@@ -171,6 +172,8 @@ def check_diff(f: BinaryIO) -> DiffSummary:
                     out.to_snap = name
                 case Write() | Zero() | End():
                     in_header = False
+                case Unknown(tag):  # Ceph says so as it skips them, before any later fault
+                    out.skipped.append(tag)
     return out
 
 
@@ -268,6 +271,8 @@ def cmd_import_diff(s: Session, a: Args) -> int:
             applier = DiffApplier(image, a.get("sparse-size", DEFAULT_SPARSE_SIZE), concurrency(s))
             applier.check_snaps(summary.from_snap, summary.to_snap)
             if summary.fault is not None:
+                for tag in summary.skipped:
+                    err(f"unrecognized tag byte {tag} in stream; skipping")
                 raise summary.fault
             applier.apply(records_of(f), lambda pos: pc.update(pos, total))
     except Failure as fl:

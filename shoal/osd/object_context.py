@@ -71,6 +71,11 @@ class ObjectContext:
         if not self.exists:
             raise NotFound(f"object {self.oid.name!r} does not exist")
 
+    @property
+    def _fresh(self) -> bool:
+        """Nothing stored backs this object's state: it was removed, or created by this vector."""
+        return self.removed or (not self.existed and self.src is self.oid)
+
     def _touch(self) -> None:
         self._prepare()
         if not self.exists:
@@ -84,7 +89,7 @@ class ObjectContext:
         if offset >= self.size:
             return b""
         end = self.size if length == 0 else min(self.size, offset + length)
-        if self.removed:
+        if self._fresh:
             base = bytearray(end - offset)
         else:
             base = bytearray(self.store.read(self.coll, self.src, offset, end - offset))
@@ -166,13 +171,13 @@ class ObjectContext:
             if value is None:
                 raise NoData(f"no xattr {name!r} on {self.oid.name!r}")
             return value
-        if self.removed:
+        if self._fresh:
             raise NoData(f"no xattr {name!r} on {self.oid.name!r}")
         return self.store.getattr(self.coll, self.src, name)
 
     def getxattrs(self) -> dict[str, bytes]:
         self.require_exists()
-        attrs = {} if self.removed else self.store.getattrs(self.coll, self.src)
+        attrs = {} if self._fresh else self.store.getattrs(self.coll, self.src)
         for name, value in self._xattrs.items():
             if value is None:
                 attrs.pop(name, None)
@@ -195,7 +200,7 @@ class ObjectContext:
     # -- omap -------------------------------------------------------------------------
     def omap_get_vals(self, start_after: str, prefix: str, max_return: int) -> tuple[list[tuple[str, bytes]], bool]:
         self.require_exists()
-        if self._omap_cleared:
+        if self._omap_cleared or self._fresh:
             stored: list[tuple[str, bytes]] = []
         elif not self._omap:
             return self.store.omap_get_vals(self.coll, self.src, start_after, prefix, max_return)
@@ -214,7 +219,7 @@ class ObjectContext:
     def omap_get_vals_by_keys(self, keys: list[str]) -> dict[str, bytes]:
         self.require_exists()
         missing = [k for k in keys if k not in self._omap]
-        out = {} if self._omap_cleared else self.store.omap_get_vals_by_keys(self.coll, self.src, missing)
+        out = {} if self._omap_cleared or self._fresh else self.store.omap_get_vals_by_keys(self.coll, self.src, missing)
         for key in keys:
             if key in self._omap:
                 value = self._omap[key]
@@ -228,6 +233,8 @@ class ObjectContext:
         self.require_exists()
         if self._omap_header is not None:
             return self._omap_header
+        if self._fresh:
+            return b""
         return self.store.omap_get_header(self.coll, self.src)
 
     def omap_set(self, kv: dict[str, bytes]) -> None:
