@@ -11,6 +11,9 @@ echo "cluster config: $CEPH_CONF"
 for pool in volumes images backups vms; do
   step ceph osd pool create "$pool" 128
 done
+for pool in volumes images backups vms; do
+  step rbd pool init "$pool"
+done
 step ceph osd pool ls detail
 # The guide's users, with the guide's caps; their keyrings go next to ceph.conf.
 conf_dir=$(dirname "$CEPH_CONF")
@@ -30,6 +33,19 @@ step cat "$tmp.out"
 step rados -p images stat greeting
 echo; echo "# glance may not touch volumes (expected: Operation not permitted)"
 step rados --id glance -p volumes put greeting "$tmp" || true
+# What Glance, Cinder and Nova then do with RBD: an image, its protected snapshot, a volume
+# cloned from it copy-on-write, a write to the volume, and the layering seen from both sides.
+step rbd --id glance create --size 64M images/cirros
+echo "pretend this is a disk image" > "$tmp"
+step rbd --id glance import --no-progress "$tmp" images/cirros-raw
+step rbd --id glance snap create images/cirros@snap
+step rbd --id glance snap protect images/cirros@snap
+step rbd --id cinder clone images/cirros@snap volumes/volume-1
+step rbd --id cinder info volumes/volume-1
+step rbd --id cinder bench --io-type write --io-size 4K --io-total 4M volumes/volume-1
+step rbd --id cinder children images/cirros@snap
+step rbd --id cinder ls -l volumes
+step rbd du -p volumes
 step ceph -s
 echo
 echo "The cluster keeps running; stop it with: shoal down --dir $dir"
