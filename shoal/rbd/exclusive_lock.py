@@ -63,6 +63,18 @@ class ExclusiveLock:
                     yield
                     return
 
+    @asynccontextmanager
+    async def op_guard(self) -> AsyncIterator[None]:
+        """Hold the lock and the image's operation lock for one management operation (a
+        release waits for the operation lock, so the lock stays ours until it ends)."""
+        while True:
+            if not self.owned:
+                await self.acquire()
+            async with self.ictx.op_lock:
+                if self.owned:
+                    yield
+                    return
+
     async def acquire(self) -> None:
         async with self._acquiring:
             loop = asyncio.get_running_loop()
@@ -79,6 +91,9 @@ class ExclusiveLock:
                 except TimeoutError:
                     pass
             self.ictx.exclusive_owner = True
+        # The previous owner may have changed the header (snapshots, size): as librbd,
+        # refresh on every acquisition before the first write under the lock.
+        await self.ictx.refresh()
         await self.watcher.notify(ACQUIRED_LOCK)
 
     async def _try_lock(self) -> bool:
@@ -124,7 +139,7 @@ class ExclusiveLock:
         """Let in-flight writes finish, then give the lock up and tell the waiters."""
         if not self.owned:
             return
-        async with self.ictx.gate.exclusive():
+        async with self.ictx.op_lock, self.ictx.gate.exclusive():
             if not self.owned:
                 return
             self.owned = False

@@ -51,6 +51,7 @@ class LockManager(Protocol):
     """The exclusive-lock manager as the image sees it (ExclusiveLock)."""
 
     def write_guard(self) -> AbstractAsyncContextManager[object]: ...
+    def op_guard(self) -> AbstractAsyncContextManager[object]: ...
     async def acquire(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -100,6 +101,11 @@ class ImageCtx:
     def write_guard(self) -> AbstractAsyncContextManager[object]:
         """What a write holds while it runs: the lock manager's guard, else the I/O gate."""
         return self.lock.write_guard() if self.lock is not None else self.gate
+
+    def op_guard(self) -> AbstractAsyncContextManager[object]:
+        """What an operation that changes the SnapContext or size holds: the exclusive lock
+        too when the image has one, so that no other client writes with a stale context."""
+        return self.lock.op_guard() if self.lock is not None else self.op_lock
 
     # -- identity ----------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ async def resize(ictx: ImageCtx, size: int, allow_shrink: bool = True, progress:
     ictx.require_writable(f"resizing image {ictx.spec_text()}")
     if size < 0:
         raise from_errno(errno.EINVAL, f"resizing image {ictx.name}: negative size")
-    async with ictx.op_lock, ictx.gate.exclusive():
+    async with ictx.op_guard(), ictx.gate.exclusive():
         await ictx.refresh()
         if size < ictx.st.size and not allow_shrink:
             raise from_errno(errno.EINVAL, f"resizing image {ictx.name}: shrinking is not allowed")

@@ -51,7 +51,7 @@ async def create(ictx: ImageCtx, name: str, namespace: dict[str, Any] | None = N
     if not name:
         raise from_errno(errno.EINVAL, f"{what}: empty snapshot name")
     ns = namespace or USER_NAMESPACE
-    async with ictx.op_lock, ictx.gate.exclusive():
+    async with ictx.op_guard(), ictx.gate.exclusive():
         await ictx.refresh()
         if any(s.name == name and s.namespace == ns for s in ictx.st.snaps.values()):
             raise from_errno(errno.EEXIST, f"{what}: it exists")
@@ -115,7 +115,7 @@ async def rename(ictx: ImageCtx, src: str, dst: str) -> None:
 async def rollback(ictx: ImageCtx, name: str, progress: Progress = None, concurrency: int = 10) -> None:
     """Make HEAD what it was at snapshot `name`: size, data (object by object), parent overlap, object map."""
     ictx.require_writable(f"rolling back image {ictx.name} to snapshot {name!r}")
-    async with ictx.op_lock, ictx.gate.exclusive():
+    async with ictx.op_guard(), ictx.gate.exclusive():
         await ictx.refresh()
         info = ictx.snap_by_name(name)
         if info.size != ictx.st.size:
