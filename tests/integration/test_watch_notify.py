@@ -21,6 +21,7 @@ import pytest
 
 import rados
 from shoal.testing.cluster import TestCluster
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
 
@@ -232,8 +233,7 @@ def test_list_watchers_entries(admin: rados.Rados, handles: Callable[[], rados.R
         assert entry["timeout"] == 17
         assert re.fullmatch(r"127\.0\.0\.1:0/\d+", entry["addr"])
         # What `rbd status` prints is this entry under Ceph's keys (fixture from real Ceph).
-        fixture = json.loads((Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "fixtures"
-                              / "json" / "rbd-status-watched.json").read_text())["watchers"][0]
+        fixture = json.loads((FIXTURES / "json" / "rbd-status-watched.json").read_text())["watchers"][0]
         mine = {"address": entry["addr"], "client": entry["watcher_id"], "cookie": entry["cookie"]}
         assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in fixture.items()}
         assert re.fullmatch(r"[\d.]+:0/\d+", fixture["address"])
