@@ -269,8 +269,10 @@ class ObjectContext:
         if not self._snapset_loaded:
             self._snapset_loaded = True
             if self._snapshots:
-                raw = self.store.omap_get_vals_by_keys(self.coll, snapdir_of(self.oid), [SNAPSET_KEY]) \
-                    if self.store.exists(self.coll, snapdir_of(self.oid)) else {}
+                try:  # one store lookup: a missing snapdir is the common case
+                    raw = self.store.omap_get_vals_by_keys(self.coll, snapdir_of(self.oid), [SNAPSET_KEY])
+                except NotFound:
+                    raw = {}
                 if SNAPSET_KEY in raw:
                     self._snapset = SnapSet.decode(raw[SNAPSET_KEY])
                     self._snapset_stored = True

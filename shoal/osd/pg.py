@@ -417,7 +417,8 @@ class PG:
             cursor: ObjectId | None = None
             more = True
             while more:
-                objects, more = self.osd.store.list_objects(self.coll, cursor, TRIM_BATCH)
+                objects, more = await asyncio.get_running_loop().run_in_executor(
+                    self.osd.readers, self.osd.store.list_objects, self.coll, cursor, TRIM_BATCH)
                 for oid in objects:
                     if oid.snap == SNAPDIR:
                         try:
@@ -426,7 +427,6 @@ class PG:
                             return  # the next primary trims
                 if objects:
                     cursor = objects[-1]
-                await asyncio.sleep(0)  # bounded batches: client IO goes between them
             self.trimmed |= todo
             log.info("event=snaps_trimmed pg=%s snaps=%s", self.pgid, sorted(todo))
 
