@@ -3,7 +3,7 @@
 # and benchmark runs are `pytest -m slow` and bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh test
+bash scripts/install.sh test,openstack
 echo "== ruff"; ruff check .
 echo "== import-linter"; lint-imports
 echo "== pytest"

@@ -3,7 +3,7 @@
 # "Block Devices and OpenStack" guide against it, printing each command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh openstack
 dir="${SHOAL_DIR:-./shoal-cluster}"
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 eval "$(shoal up --dir "$dir")"
@@ -47,5 +47,8 @@ step rbd --id cinder children images/cirros@snap
 step rbd --id cinder ls -l volumes
 step rbd du -p volumes
 step ceph -s
+# The OpenStack services themselves: the real glance_store, cinder and os-brick code with
+# the guide's settings, then a hypervisor's attach over NBD.
+step python3 scripts/openstack_demo.py
 echo
 echo "The cluster keeps running; stop it with: shoal down --dir $dir"

@@ -12,7 +12,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shoal.admin.asok import start_admin_socket
 from shoal.admin.logsetup import setup_logging
+from shoal.admin.perf import PerfRegistry
 from shoal.config.cli_args import build_config
 
 
@@ -38,8 +40,13 @@ def run_daemon(kind: str, conf: Any, start: Callable[[], Awaitable[Any]],
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         await start()
+        # Every daemon serves an admin socket ($run_dir/$cluster-$name.asok by default).
+        path = str(conf.get("admin_socket") or "")
+        asok = await start_admin_socket(path, conf, PerfRegistry()) if path else None
         await done.wait()
         log.info("event=stopping")
+        if asok is not None:
+            await asok.close()
         with contextlib.suppress(Exception):
             await stop()
 

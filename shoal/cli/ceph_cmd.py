@@ -9,7 +9,9 @@ from __future__ import annotations
 import errno
 import sys
 
+from shoal.cli import session as cli_session
 from shoal.cli.ceph_commands import UsageError, build_command, closest, usage_line
+from shoal.cli.ceph_daemon_cmd import maybe_daemon
 from shoal.cli.session import ClientSession, CliError, split_format
 from shoal.errors import errno_name
 
@@ -33,6 +35,10 @@ def _take_option(words: list[str], *names: str) -> tuple[list[str], str | None]:
 
 def run(argv: list[str]) -> int:
     words, fmt = split_format(argv)
+    # Admin socket commands need no cluster; the conf split_format built (-c, --cluster) names sockets.
+    handled = maybe_daemon(words, fmt, cli_session._state.get("conf"))
+    if handled is not None:
+        return handled
     words = [w for a in words for w in SHORTCUTS.get(a, [a])]
     words, out_file = _take_option(words, "-o", "--out-file")
     words, in_file = _take_option(words, "-i", "--in-file")

@@ -68,6 +68,14 @@ SIGNATURES: tuple[Signature, ...] = (
        help="disables use of an application <app> on pool <poolname>"),
     _s("osd pool application get", Arg("pool", required=OPT), Arg("app", required=OPT), Arg("key", required=OPT),
        help="get value of key <key> of application <app> on pool <poolname>"),
+    _s("osd blocklist", Arg("blocklistop", "choice", True, ("add", "rm")), Arg("addr"), Arg("expire", "float", OPT),
+       help="add (optionally until <expire> seconds from now) or remove <addr> from blocklist"),
+    _s("osd blocklist ls", help="show blocklisted clients"),
+    _s("osd blocklist clear", help="clear all blocklisted clients"),
+    _s("osd blacklist", Arg("blacklistop", "choice", True, ("add", "rm")), Arg("addr"), Arg("expire", "float", OPT),
+       help="add (optionally until <expire> seconds from now) or remove <addr> from blacklist"),
+    _s("osd blacklist ls", help="show blacklisted clients"),
+    _s("osd blacklist clear", help="clear all blacklisted clients"),
     _s("pg stat", help="show placement group status"),
     _s("pg dump", Arg("dumpcontents", "list", OPT), help="show human-readable versions of pg map"),
     _s("auth export", Arg("entity", required=OPT),
@@ -141,6 +149,11 @@ def build_command(words: list[str]) -> dict[str, object]:
                 cmd[arg.name] = int(value)
             except ValueError:
                 raise UsageError(f"{arg.name}: invalid integer '{value}'") from None
+        elif arg.kind == "float":
+            try:
+                cmd[arg.name] = float(value)
+            except ValueError:
+                raise UsageError(f"{arg.name}: invalid float '{value}'") from None
         elif arg.kind == "choice" and value not in arg.choices:
             if not arg.required and i == len(args) - 1:
                 raise UsageError(f"invalid choice '{value}' for {arg.name}, expected one of {'|'.join(arg.choices)}")

@@ -26,13 +26,13 @@ from shoal.cli.rbd_args import (
     SNAP_SPEC,
     SPEC,
     ArgError,
-    Args,
     Command,
     command_words,
     find_command,
     parse,
 )
 from shoal.cli.rbd_bench import cmd_bench
+from shoal.cli.rbd_device_cmd import cmd_device_list, cmd_device_map, cmd_device_unmap
 from shoal.cli.rbd_image_cmd import (
     cmd_children,
     cmd_clone,
@@ -62,7 +62,7 @@ from shoal.cli.rbd_meta_cmd import (
     cmd_meta_set,
     cmd_watch,
 )
-from shoal.cli.rbd_session import Exit, Session, emit, out
+from shoal.cli.rbd_session import Exit, Session, out
 from shoal.cli.rbd_snap_cmd import (
     cmd_snap_create,
     cmd_snap_limit_clear,
@@ -86,20 +86,6 @@ from shoal.cli.rbd_trash_cmd import (
 from shoal.config.cli_args import ArgvError, build_config
 from shoal.errors import ShoalError
 
-
-def cmd_device_list(_s: Session, a: Args) -> int:
-    """Nothing is ever mapped: Shoal has no kernel or NBD mapping from the rbd CLI yet."""
-    emit(a, [], "", "devices", {"devices": "device"})
-    return 0
-
-
-def cmd_device_map(_s: Session, a: Args) -> int:
-    verb = "map" if "map" in a.command.spec else "unmap"
-    err("rbd: mapping images to block devices is not supported by Shoal yet")
-    err(f"rbd: {verb} failed: ({errno.EOPNOTSUPP}) {os.strerror(errno.EOPNOTSUPP)}")
-    raise Exit(errno.EOPNOTSUPP)
-
-
 DEVICE = ("device-type", "options", "read-only", "exclusive")
 
 COMMANDS: tuple[Command, ...] = (
@@ -117,7 +103,7 @@ COMMANDS: tuple[Command, ...] = (
             "List mapped rbd images."),
     Command(("device", "map"), ("map",), cmd_device_map, (*SNAP_SPEC, *DEVICE), 1,
             "Map an image to a block device."),
-    Command(("device", "unmap"), ("unmap",), cmd_device_map, (*SNAP_SPEC, *DEVICE), 1, "Unmap a rbd device."),
+    Command(("device", "unmap"), ("unmap",), cmd_device_unmap, (*SNAP_SPEC, *DEVICE), 1, "Unmap a rbd device."),
     Command(("diff",), None, cmd_diff, (*SNAP_SPEC, "from-snap", "whole-object", *FORMAT), 1,
             "Print extents that differ since a previous snap, or image creation."),
     Command(("disk-usage",), ("du",), cmd_du, (*SNAP_SPEC, "from-snap", "exact", "merge-snapshots", *FORMAT), 1,

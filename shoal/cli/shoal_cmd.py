@@ -1,4 +1,5 @@
-"""`shoal`: run a local cluster (`up`, `down`, `status`)."""
+"""`shoal`: run a local cluster (`up`, `down`, `status`), the NBD gateway (`nbd serve`) and
+disk-image import (`image import --from qcow2`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] in (["nbd"], ["image"]):
+        # These take the global client options (--id, -c, -k…) anywhere: their own parsing.
+        from shoal.cli import nbd_cmd
+
+        sys.exit((nbd_cmd.main_nbd if words[0] == "nbd" else nbd_cmd.main_image)(words[1:]))
     parser = argparse.ArgumentParser(prog="shoal", description="Shoal distributed block storage")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start (or restart) a local cluster")
@@ -62,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     status = sub.add_parser("status", help="show daemons and cluster status")
     status.add_argument("--dir", default=DEFAULT_DIR)
     status.set_defaults(func=cmd_status)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    sub.add_parser("nbd", help="NBD gateway: `shoal nbd serve [--socket PATH | --bind HOST:PORT] [EXPORT...]`")
+    sub.add_parser("image", help="`shoal image import --from qcow2 SRC POOL/IMAGE`")
+    args = parser.parse_args(words)
     sys.exit(args.func(args))
 
 

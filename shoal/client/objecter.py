@@ -12,6 +12,7 @@ import asyncio
 import errno
 import itertools
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,14 @@ class Objecter:
         self._pg_cache: dict[tuple[int, int], list[int]] = {}
         self._inflight: dict[str, _Op] = {}
         self.lingers = Lingers(self)  # watches (shoal/client/watch.py)
+        # This instance's address nonce (`ip:0/nonce`, shoal/placement/blocklist.py): sent with
+        # every op so OSDs can check the blocklist; the watches' nonce, so `list_watchers`,
+        # cls_lock lockers and blocklist entries all name the client the same way.
+        # Drawn from the OS, not the random module: hypothesis reseeds that per example, and two
+        # clients of one process sharing a nonce would share an address (and a fence).
+        self.nonce = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF or 1
+        self.lingers.nonce = self.nonce
+        self.blocklisted = False  # an OSD answered ESHUTDOWN: another client fenced us
 
     # -- map --------------------------------------------------------------------------
     def handle_map(self, osdmap: OSDMap) -> None:
@@ -141,7 +150,8 @@ class Objecter:
                  timeout: float | None = None, snapc: tuple[int, list[int]] | None = None,
                  snap: int | None = None) -> OpReply:
         reqid = f"{self.client_id}:{next(self._tids)}"
-        meta: dict[str, Any] = {"pool": pool_id, "oid": oid, "ns": nspace, "ops": ops, "reqid": reqid}
+        meta: dict[str, Any] = {"pool": pool_id, "oid": oid, "ns": nspace, "ops": ops, "reqid": reqid,
+                                "nonce": self.nonce}
         if ps is not None:
             meta["ps"] = ps
         if snapc is not None and snapc[0]:
@@ -238,9 +248,23 @@ class Objecter:
             newer = int(reply.meta.get("epoch", 0)) > self.osdmap.epoch
             self._retry_later(op, 2.0 if newer else 0.05)
             return
+        r = int(reply.meta.get("r", 0))
+        if r == -errno.ESHUTDOWN:
+            self._note_blocklisted(op)
+        elif self.blocklisted and r >= 0:
+            self.blocklisted = False  # unfenced (osd blocklist rm / expiry)
         version = reply.meta.get("version")
-        op.result.set_result(OpReply(int(reply.meta["r"]), reply.meta.get("outs", []), reply.data,
+        op.result.set_result(OpReply(r, reply.meta.get("outs", []), reply.data,
                                      tuple(version) if version else None))
+
+    def _note_blocklisted(self, op: _Op) -> None:
+        """The OSD refused us as blocklisted (EBLOCKLISTED): the op fails with ESHUTDOWN at once
+        (no resend: it would be refused again) and later ops still try, so that an operator's
+        `osd blocklist rm` gives the client its access back."""
+        if not self.blocklisted:
+            log.warning("event=blocklisted client=%s nonce=%d oid=%s: this client was fenced "
+                        "(osd blocklist); its ops fail with ESHUTDOWN", self.entity, self.nonce, op.oid)
+        self.blocklisted = True
 
     def _retarget_all(self) -> None:
         """After a map change: resend every op whose primary moved (or that was parked)."""

@@ -2,17 +2,28 @@
 
 `compat/rados.py` (python-rados API) and the CLIs wrap it; it raises `ShoalError`
 subclasses carrying the errno an operation failed with.
+
+A connected client also has what Ceph's CephContext gives a librados handle: perf
+counters (`perf`: objecter op counts here, librbd per-image counters from shoal.rbd),
+an admin socket when `admin_socket` is set (path metavariables expanded for this
+handle: two handles in one process differ by `$cctid`), and a log file when
+`log_file` is set (a handler on the `shoal` logger; the host's root logger is left alone).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from shoal.admin.asok import AdminSocket, start_admin_socket
+from shoal.admin.logsetup import attach_client_log, detach_client_log
+from shoal.admin.perf import PerfRegistry
 from shoal.auth.keyring import find_key
 from shoal.client.monclient import MonClient
 from shoal.client.objecter import Objecter, OpReply
@@ -23,7 +34,14 @@ from shoal.net.connection import parse_mon_hosts
 from shoal.net.handshake import Identity
 from shoal.placement.osdmap import OSDMap, Pool
 from shoal.wire.messages import AUTH_NONE
-from shoal.wire.osd_op import ALL_NSPACES, OpBuilder
+from shoal.wire.osd_op import ALL_NSPACES, WRITE_OPS, OpBuilder
+
+log = logging.getLogger("shoal.client")
+
+# Objecter counters as Ceph names them, plus op_active_max: the most ops this client had in
+# flight at once since the last `perf reset` (what bounds such as
+# rbd_concurrent_management_ops are checked against).
+OBJECTER_COUNTERS = ("op_active", "op_active_max", "op", "op_r", "op_w", "op_send_bytes", "op_reply")
 
 
 class RadosClient:
@@ -35,6 +53,10 @@ class RadosClient:
         self.osdmap: OSDMap | None = None
         self.instance_id = 0
         self._osd_timeout: float | None = None
+        self.perf = PerfRegistry()
+        self.objecter_perf = self.perf.create("objecter", OBJECTER_COUNTERS, ("op_latency",), ("op_active",))
+        self.asok: AdminSocket | None = None
+        self._log_handler: logging.Handler | None = None
 
     # -- connection --------------------------------------------------------------------
     async def connect(self, timeout: float | None = None) -> None:
@@ -66,6 +88,21 @@ class RadosClient:
             await self.monc.close()
             raise
         self.instance_id = self.monc.global_id
+        await self._start_admin()
+
+    async def _start_admin(self) -> None:
+        """The handle's log file and admin socket (options read once, at connect, as librados)."""
+        log_file = str(self.conf.get("log_file") or "")
+        if log_file and self._log_handler is None:
+            try:
+                self._log_handler = attach_client_log(log_file)
+            except OSError as exc:
+                log.warning("event=log_file_failed path=%s error=%s", log_file, exc.strerror or exc)
+        path = str(self.conf.get("admin_socket") or "")
+        if path and self.asok is None:
+            self.asok = await start_admin_socket(path, self.conf, self.perf)
+        log.info("event=client_connected entity=%s gid=%d asok=%s", self.entity, self.instance_id,
+                 self.asok.path if self.asok else "")
 
     def _request_map(self) -> None:
         if self.monc is not None:
@@ -77,10 +114,17 @@ class RadosClient:
             self.objecter.handle_map(osdmap)
 
     async def shutdown(self) -> None:
+        if self.asok is not None:
+            asok, self.asok = self.asok, None
+            await asok.close()
         if self.objecter is not None:
             await self.objecter.close()
         if self.monc is not None:
             await self.monc.close()
+        if self._log_handler is not None:
+            log.info("event=client_shutdown entity=%s gid=%d", self.entity, self.instance_id)
+            handler, self._log_handler = self._log_handler, None
+            detach_client_log(handler)
 
     @property
     def fsid(self) -> str:
@@ -130,8 +174,25 @@ class RadosClient:
         assert self.objecter is not None
         if len(oid.encode()) > 2048:
             raise InvalidArgument(f"object name too long ({len(oid.encode())} bytes)", errno.ENAMETOOLONG)
-        return await self.objecter.op(pool_id, oid, nspace, builder.ops, builder.data(),
-                                      timeout=timeout or self._op_timeout(), snapc=snapc, snap=snap)
+        perf = self.objecter_perf
+        values = perf.values
+        data = builder.data()
+        active = values["op_active"] + 1
+        values["op_active"] = active
+        if active > values["op_active_max"]:
+            values["op_active_max"] = active
+        values["op"] += 1
+        values["op_w" if any(op["op"] in WRITE_OPS for op in builder.ops) else "op_r"] += 1
+        values["op_send_bytes"] += len(data)
+        start = time.monotonic()
+        try:
+            reply = await self.objecter.op(pool_id, oid, nspace, builder.ops, data,
+                                           timeout=timeout or self._op_timeout(), snapc=snapc, snap=snap)
+        finally:
+            values["op_active"] -= 1
+        values["op_reply"] += 1
+        perf.tinc("op_latency", time.monotonic() - start)
+        return reply
 
     # -- self-managed snapshots -------------------------------------------------------------
     async def selfmanaged_snap_create(self, pool_id: int) -> int:
@@ -178,15 +239,17 @@ class RadosClient:
 
     # -- watch/notify (shoal/client/watch.py, shoal/osd/watch.py) ------------------------------
     async def watch(self, pool_id: int, oid: str, nspace: str, callback: WatchCallback,
-                    error_callback: WatchErrorCallback | None = None, timeout: int = 30) -> int:
+                    error_callback: WatchErrorCallback | None = None, timeout: int = 0) -> int:
         """Watch an object; returns the watch's cookie.
 
         `callback(notify_id, notifier_gid, cookie, payload)` runs on the client's callback
         thread for every notify and returns the ack's reply data (None: empty; raising: no ack).
         `error_callback(cookie, -errno)` is called once if the watch is lost (-ENOTCONN when
         re-registration fails, the object is deleted or pings stopped reaching the OSD).
-        `timeout` (s, 0 = the OSD's 30 s) is how long the OSD keeps the watch without a ping."""
+        `timeout` (s, 0 = `osd_client_watch_timeout`, 30) is how long the OSD keeps the watch
+        without a ping."""
         assert self.objecter is not None
+        timeout = timeout or int(self.conf.get("osd_client_watch_timeout") or 30)
         self.objecter.pool(pool_id)  # ENOENT now for a pool that does not exist
         lingers = self.objecter.lingers
         lingers.gid = self.instance_id

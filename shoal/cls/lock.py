@@ -114,7 +114,9 @@ def lock(ctx: MethodContext, data: bytes) -> bytes:
             raise Busy("lock held incompatibly")
     expiration = time.time() + duration if duration else 0
     info["type"], info["tag"] = ltype, tag
-    info["lockers"].append([entity, cookie, expiration, "", description])
+    # The locker's address is the caller's as the OSD sees it (cls_get_request_origin): what
+    # `rbd lock ls` shows and what a lock breaker blocklists.
+    info["lockers"].append([entity, cookie, expiration, str(getattr(ctx, "origin", "") or ""), description])
     _write(ctx, name, info)
     return b""
 

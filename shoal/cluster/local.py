@@ -32,14 +32,14 @@ osd crush chooseleaf type = 0
 osd pool default size = {size}
 osd pool default min size = {min_size}
 run dir = {dir}/run
-log file = {dir}/log/$name.log
-admin socket = {dir}/run/$name.asok
 
 [mon]
 mon data = {dir}/$name
+log file = {dir}/log/$name.log
 
 [osd]
 osd data = {dir}/$name
+log file = {dir}/log/$name.log
 osd objectstore = {objectstore}
 """
 

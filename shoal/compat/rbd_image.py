@@ -215,7 +215,9 @@ class Image:
 
     @requires_not_closed
     def invalidate_cache(self) -> None:
-        pass  # no client-side cache to drop
+        # The cache holds only dirty bytes (shoal/rbd/cache.py): librbd writes them back
+        # before dropping the cache, and then there is nothing left to drop.
+        self._run(self._ictx.flush_cache(), f"error invalidating cache for image {self.name}")
 
     # -- I/O ----------------------------------------------------------------------------------
     @requires_not_closed

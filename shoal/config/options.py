@@ -745,6 +745,20 @@ _OPTIONS: tuple[Option, ...] = (
         services=_RBD,
         min=1,
     ),
+    # --- fencing: the OSD map's blocklist (decision record 0007)
+    _o("mon_osd_blocklist_default_expire", "float", 3600.0,
+       "Seconds an `osd blocklist add` entry lasts when the command gives no expiry.", services=_MON,
+       level="advanced", min=0),
+    _o("osd_client_watch_timeout", "int", 30,
+       "Seconds an OSD keeps a client's watch without a ping, when the client asks for no timeout "
+       "(a dead exclusive-lock owner is noticed after this long).", services=("osd", "client"),
+       level="advanced", min=1),
+    _o("rbd_blocklist_on_break_lock", "bool", True,
+       "Blocklist a dead exclusive-lock owner (and the locker of `rbd lock rm`) before breaking its lock, "
+       "so it can never write again.", services=_RBD, level="advanced"),
+    _o("rbd_blocklist_expire_seconds", "uint", 0,
+       "Seconds such a blocklist entry lasts (0 = the monitor's mon_osd_blocklist_default_expire).",
+       services=_RBD, level="advanced"),
 )
 
 

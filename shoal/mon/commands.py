@@ -49,6 +49,7 @@ JSON format was asked, for what plain text shows but Ceph's JSON lacks:
                      reweight,kb,kb_used,kb_used_data,kb_used_omap,kb_used_meta,kb_avail,
                      utilization,var,pgs,status}], stray[], summary{total_kb,...,dev}}
   osd map           {epoch,pool,pool_id,objname,raw_pgid,pgid,up,up_primary,acting,acting_primary}
+  osd blocklist add|rm|ls|clear (and `osd blacklist …`): see `shoal.mon.commands_blocklist`
   osd down|out|in   None; outs "marked down osd.0. " (per id; "osd.9 does not exist. ")
   osd lspools       [{poolnum, poolname}]
   osd pool ls       [pool name, ...]; with "detail": [{pool_id, pool_name, <pg_pool_t dump>}]
@@ -74,7 +75,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from shoal.mon import commands_cluster, commands_osd, commands_pools, commands_poolset
+from shoal.mon import commands_blocklist, commands_cluster, commands_osd, commands_pools, commands_poolset
 from shoal.mon.auth_db import AuthDB
 from shoal.mon.commands_auth import AUTH_PREFIXES, auth_command_result
 from shoal.mon.commands_common import CommandError, Handler, Request, encode_json, reply
@@ -85,6 +86,7 @@ HANDLERS: dict[str, Handler] = {
     **commands_osd.HANDLERS,
     **commands_pools.HANDLERS,
     **commands_poolset.HANDLERS,
+    **commands_blocklist.HANDLERS,
 }
 
 # Compact JSON Ceph's CLI prints with a final newline (the others end without one).

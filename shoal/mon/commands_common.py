@@ -48,6 +48,7 @@ CONF_DEFAULTS: dict[str, Any] = {
     "mon_osd_nearfull_ratio": 0.85,
     "mon_warn_on_pool_no_app": True,
     "mon_warn_on_pool_no_app_grace": 300.0,
+    "mon_osd_blocklist_default_expire": 3600.0,
 }
 
 _TRUE = ("true", "yes", "on", "1")

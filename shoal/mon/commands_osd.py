@@ -6,6 +6,7 @@ import errno
 import re
 from typing import Any
 
+from shoal.mon.commands_blocklist import blocklist_dump
 from shoal.mon.commands_common import (
     CommandError,
     Handler,
@@ -168,7 +169,7 @@ def osd_dump(req: Request) -> dict[str, Any]:
         "pg_upmap_items": [],
         "pg_temp": [],
         "primary_temp": [],
-        "blocklist": {},
+        "blocklist": blocklist_dump(osdmap),
         "range_blocklist": {},
         "erasure_code_profiles": {
             "default": {"k": "2", "m": "2", "plugin": "jerasure", "technique": "reed_sol_van"},

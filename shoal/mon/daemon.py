@@ -28,6 +28,7 @@ from shoal.auth.tickets import ServiceSecrets
 from shoal.errors import ShoalError
 from shoal.mon.auth_db import AuthDB
 from shoal.mon.commands import handle_command
+from shoal.mon.commands_blocklist import expire_entries
 from shoal.mon.commands_pools import SNAP_OP_PREFIXES
 from shoal.mon.state import CommandResult, MonInfo, MonMap, MonState, OSDStat, PGStat
 from shoal.mon.store.base import MonStore
@@ -219,6 +220,11 @@ class Monitor:
                     if o.up and now - self.last_beacon.get(i, 0.0) > grace]
             if late:
                 self.mark_down(late, f"no beacon for {grace:g}s")
+            expired = expire_entries(self.state.osdmap, now)
+            if expired is not None:
+                log.info("event=blocklist_expired addrs=%s", sorted(set(self.state.osdmap.blocklist)
+                                                                    - set(expired.blocklist)))
+                self._commit_osdmap(expired)
             if self.secrets.rotate_if_due(now):
                 self.store.commit({"rotating": _pack(self.secrets.to_wire())})
                 log.info("event=rotating_secrets generation=%d", self.secrets.generation)

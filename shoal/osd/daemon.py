@@ -28,6 +28,7 @@ from shoal.net.handshake import Identity, mon_handshake, renew_tickets, service_
 from shoal.net.serving import protocol_ok, serve_frame
 from shoal.net.sessions import SessionCache
 from shoal.osd.committer import GroupCommitter
+from shoal.osd.fencing import EBLOCKLISTED, fenced, newly_blocklisted, sender_addr
 from shoal.osd.object_context import ObjectContext, context_at_snap
 from shoal.osd.ops import execute, vector_writes
 from shoal.osd.pg import PG, IntervalChanged
@@ -207,6 +208,8 @@ class OSD:
             if new.epoch <= self.osdmap.epoch:
                 return
             old, self.osdmap = self.osdmap, new
+            if newly_blocklisted(old, new):
+                self.watches.drop_blocklisted(new)  # before any op is served under this map
             me = new.osds.get(self.whoami)
             creating: list[PG] = []
             changes: list[tuple[PG, list[int], tuple[Any, ...]]] = []
@@ -376,6 +379,16 @@ class OSD:
         return osdcap.allows(pool.name, nspace, oid, read=reads, write=writes, cls_calls=calls,
                              app_metadata=pool.application, addr=conn.peer)
 
+    def _refused_fenced(self, conn: Connection, frame: Frame) -> bool:
+        """Answer -ESHUTDOWN if the current map blocklists the sender (shoal/osd/fencing.py)."""
+        addr = fenced(self.osdmap, conn, frame.meta)
+        if addr is None:
+            return False
+        log.info("event=op_refused reason=blocklisted client=%s addr=%s oid=%s epoch=%d", conn.name, addr,
+                 frame.meta.get("oid"), self.osdmap.epoch)
+        conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -EBLOCKLISTED, "outs": [], "epoch": self.osdmap.epoch})
+        return True
+
     def _retry(self, conn: Connection, frame: Frame) -> None:
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": -errno.EAGAIN, "epoch": self.osdmap.epoch, "retry": True})
 
@@ -385,6 +398,8 @@ class OSD:
             await self.wait_for_epoch(int(m.get("epoch", 0)))
         except TimeoutError:
             self._retry(conn, frame)  # a map we cannot get (yet): the client waits and resends
+            return
+        if self._refused_fenced(conn, frame):
             return
         pool = self.osdmap.pools.get(int(m["pool"]))
         if pool is None:
@@ -431,6 +446,8 @@ class OSD:
     async def _run_ops(self, conn: Connection, frame: Frame, pg: PG, pool: Any, oid: ObjectId,
                        ops: list[dict[str, Any]]) -> None:
         m = frame.meta
+        if self._refused_fenced(conn, frame):  # again under the object lock: a fence may have arrived
+            return
         writes = vector_writes(ops)
         reqid = m.get("reqid")
         if writes and reqid is not None:
@@ -458,6 +475,8 @@ class OSD:
                 return
             ctx = ObjectContext(self.store, pg.coll, oid, snapc, snapshots=pool.snap_seq > 0,
                                 removed_snaps=pool.removed_snap_set())
+            if any(op.get("op") == CALL for op in ops):
+                ctx.origin = sender_addr(conn, m)  # what cls_lock records as the locker's address
         # Large reads run on the reader pool so the loop keeps serving; small ones inline.
         big = any(op.get("op") == "read" and min(int(op.get("len", 0)) or ctx.size, ctx.size) > INLINE_READ_LIMIT
                   for op in ops)

@@ -65,6 +65,7 @@ class ObjectContext:
         self._omap_cleared = False
         self._omap_header: bytes | None = None
         self.modified = False
+        self.origin = ""  # the calling client's address (cls_get_request_origin), set by the OSD
 
     # -- checks -----------------------------------------------------------------------
     def require_exists(self) -> None:

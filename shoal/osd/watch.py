@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from shoal.errors import NotFound, Shutdown
 from shoal.net.connection import Connection
 from shoal.osd.store.base import ObjectId
+from shoal.placement.blocklist import client_addr, is_blocklisted
+from shoal.placement.osdmap import OSDMap
 from shoal.wire.frame import Frame
 from shoal.wire.messages import Msg
 
@@ -179,6 +181,14 @@ class WatchRegistry:
             finished += self._remove(w)
         return gone, finished
 
+    def drop_where(self, doomed: Callable[[Watcher], bool]) -> tuple[list[Watcher], list[Notify]]:
+        """Drop the watchers `doomed` picks (blocklisted clients); notifies stop waiting for them."""
+        gone = [w for ws in self.objects.values() for w in ws.values() if doomed(w)]
+        finished: list[Notify] = []
+        for w in gone:
+            finished += self._remove(w)
+        return gone, finished
+
     def drop_objects(self, doomed: Callable[[ObjKey], bool]) -> tuple[list[Watcher], list[Notify]]:
         """Forget the watchers and notifies of objects `doomed` says this OSD no longer serves;
         their notifies end `aborted`."""
@@ -263,8 +273,8 @@ class WatchRegistry:
 
 
 def _client_addr(conn: Connection, nonce: int) -> str:
-    host = conn.peer.rsplit(":", 1)[0] if ":" in conn.peer else conn.peer
-    return f"{host}:0/{nonce}"
+    # The same text the blocklist and cls_lock use for this client (shoal/placement/blocklist.py).
+    return client_addr(conn.peer, nonce)
 
 
 def _clamp_timeout(value: Any, default: float) -> float:
@@ -334,6 +344,13 @@ class WatchService:
             out, data = self._notify_result(notify)
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": min(int(out["r"]), 0), "outs": [out]}, data)
 
+    def _default_watch_timeout(self) -> float:
+        """For a client that asks for none: `osd_client_watch_timeout` (Ceph's option)."""
+        try:
+            return float(self.osd.conf("osd_client_watch_timeout") or DEFAULT_WATCH_TIMEOUT)
+        except (KeyError, TypeError, ValueError):
+            return DEFAULT_WATCH_TIMEOUT
+
     def _reply(self, conn: Connection, frame: Frame, r: int) -> None:
         conn.reply(frame, Msg.OSD_OP_REPLY, {"r": r, "outs": [{"r": r}]})
 
@@ -356,15 +373,17 @@ class WatchService:
             return {"r": 0 if exists else -errno.ENOENT}
         if not exists:
             return {"r": -errno.ENOENT}
+        addr = _client_addr(conn, int(op.get("nonce", 0)))
+        if is_blocklisted(self.osd.osdmap.blocklist, addr):
+            raise WatchError(f"client {addr} is blocklisted", errno.ESHUTDOWN)
         if wop == "ping":
             return {"r": self.registry.ping(key, gid, cookie, conn, now)}
         # "watch" and "reconnect" both (re)register here: this primary may never have seen
         # the watch (state is not persisted), so a reconnect to it registers it anew.
-        timeout = _clamp_timeout(op.get("timeout"), DEFAULT_WATCH_TIMEOUT)
+        timeout = _clamp_timeout(op.get("timeout"), self._default_watch_timeout())
         known = self.registry.find(key, gid, cookie)
         moved = known is not None and known.session is not conn
-        w, new = self.registry.watch(key, gid, cookie, _client_addr(conn, int(op.get("nonce", 0))),
-                                     timeout, conn, now)
+        w, new = self.registry.watch(key, gid, cookie, addr, timeout, conn, now)
         self._track(conn)
         self._ensure_sweeper()
         log.info("event=%s oid=%s client=%d cookie=%d timeout=%g", "watch" if new else wop, key[2], gid,
@@ -458,6 +477,15 @@ class WatchService:
                                              "notifier": 0})
             except Shutdown:
                 pass
+
+    def drop_blocklisted(self, osdmap: OSDMap) -> None:
+        """A map fenced some clients: drop their watches and tell them (Ceph's
+        check_blocklisted_watchers), so lock owners' liveness checks see them gone."""
+        gone, finished = self.registry.drop_where(lambda w: is_blocklisted(osdmap.blocklist, w.addr))
+        for w in gone:
+            log.info("event=watch_dropped reason=blocklisted oid=%s client=%d addr=%s", w.key[2], w.gid, w.addr)
+            self._disconnect(w)
+        self._complete(finished)
 
     # -- sessions, expiry, moved PGs ----------------------------------------------------------------
     def _track(self, conn: Connection) -> None:

@@ -94,6 +94,9 @@ class OSDMap:
     chooseleaf_type: int = TYPE_HOST
     last_up_change: float = 0.0
     last_in_change: float = 0.0
+    # Fenced client addresses (`ip:port/nonce`, shoal/placement/blocklist.py) -> Unix time the
+    # entry expires; OSDs refuse their ops (ESHUTDOWN) and drop their watches.
+    blocklist: dict[str, float] = field(default_factory=dict)
 
     # -- lookups ----------------------------------------------------------------
     def pool_by_name(self, name: str) -> Pool | None:

@@ -18,7 +18,7 @@ from shoal.rbd.create import CreateOptions, create_image
 from shoal.rbd.diff import diff_iterate
 from shoal.rbd.header import metadata_list
 from shoal.rbd.image import ImageCtx, open_image
-from shoal.rbd.ioctx import CEPH_NOSNAP, IoCtx, bounded_each, gather_bounded
+from shoal.rbd.ioctx import CEPH_NOSNAP, IoCtx, bounded_each
 
 Progress = Callable[[int, int], Any] | None
 SPARSE_BLOCK = 4096
@@ -44,6 +44,7 @@ async def copy(src: ImageCtx, dest_io: IoCtx, dest_name: str, opts: CreateOption
                concurrency: int = 10) -> None:
     """Create `dest_name` like the selected version of `src` (or with `opts`) and copy its data."""
     await src.refresh_if_needed()
+    await src.flush_cache()  # the copy reads the cluster: cached writes go there first
     size = src.size
     st = src.st
     features = opts.features if opts.features is not None else st.features & ~(F.INTERNAL | F.DATA_POOL)
@@ -68,8 +69,10 @@ async def copy(src: ImageCtx, dest_io: IoCtx, dest_name: str, opts: CreateOption
             buf = bytearray(length)
             view = memoryview(buf)
             await rbd_io.read_into(src, src.read_snap, off, length, view)
-            await gather_bounded((rbd_io.write(dest, off + o, view[o:o + n]) for o, n in nonzero_runs(view)),
-                                 rbd_io.IO_CONCURRENCY)
+            # One run after the other: `concurrency` chunks in flight means at most that many
+            # object ops in flight (rbd_concurrent_management_ops), as librbd's copy.
+            for o, n in nonzero_runs(view):
+                await rbd_io.write(dest, off + o, view[o:o + n])
             done += 1
             if progress is not None:
                 progress(done * period if done < len(chunks) else size, size)

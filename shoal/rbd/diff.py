@@ -126,6 +126,8 @@ async def diff_iterate(ictx: ImageCtx, from_snap: str | int | None, off: int, le
     snapshot, EINVAL when `from_snap` is newer than the end.
     """
     await ictx.refresh_if_needed()
+    if end_snap is None and ictx.snap_id is None:
+        await ictx.flush_cache()  # the diff is read from the cluster: cached writes go there first
     if from_snap is None:
         from_id = 0
     elif isinstance(from_snap, int):

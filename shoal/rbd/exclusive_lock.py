@@ -8,6 +8,14 @@ and otherwise asks the owner (REQUEST_LOCK). The owner lets its writes in flight
 finish, releases the lock and says so (RELEASED_LOCK); the requester takes it. Writes
 enter the image's I/O gate only while the lock is held, and a release closes the gate
 first, so no write ever runs without the lock.
+
+Breaking a dead owner's lock fences it first, as librbd with `rbd_blocklist_on_break_lock`
+(decision record 0007): the owner's address (the lock's locker address, which the OSD
+recorded) is blocklisted for `rbd_blocklist_expire_seconds`, this client waits for the map
+with the entry, and only then breaks the lock. An owner that only looked dead (stopped,
+cut off) can therefore never write again: its ops fail with ESHUTDOWN. "Dead" means its
+header watch is gone: at once when its process dies (the OSD sees the session close),
+otherwise after `osd_client_watch_timeout` without pings.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from shoal.errors import Busy, Exists, NotFound, ShoalError, TimedOut
+from shoal.client.blocklist import blocklist_add
+from shoal.errors import Busy, Exists, NotFound, ShoalError, TimedOut, from_errno
 from shoal.rbd.image_watcher import ACQUIRED_LOCK, RELEASED_LOCK, REQUEST_LOCK, ImageWatcher
 
 if TYPE_CHECKING:
@@ -96,32 +105,58 @@ class ExclusiveLock:
         await self.ictx.refresh()
         await self.watcher.notify(ACQUIRED_LOCK)
 
+    async def _lock_once(self) -> bool:
+        try:
+            await self.ictx.header.lock(self.entity, self.cookie, exclusive=True, tag=LOCK_TAG)
+        except Exists:  # EEXIST: we already hold it under this cookie
+            pass
+        except Busy:
+            return False
+        self.owned = True
+        return True
+
     async def _try_lock(self) -> bool:
         """One attempt: True once the lock is ours; else the owner has been asked."""
+        if await self._lock_once():
+            return True
         header = self.ictx.header
-        try:
-            await header.lock(self.entity, self.cookie, exclusive=True, tag=LOCK_TAG)
-            self.owned = True
-            return True
-        except Exists:  # EEXIST: we already hold it under this cookie
-            self.owned = True
-            return True
-        except Busy:
-            pass
         info = await header.lock_info()
         lockers = info.get("lockers", [])
         if not lockers:
             return False  # released meanwhile: try again at once
         owner = lockers[0]
-        if not await self._owner_alive(str(owner["locker"]), str(owner["cookie"])):
-            log.info("event=break_dead_lock image=%s owner=%s", self.ictx.id, owner["locker"])
+        locker, cookie = str(owner["locker"]), str(owner["cookie"])
+        if not await self._owner_alive(locker, cookie):
+            await self._fence(locker, str(owner.get("address") or ""))
+            log.info("event=break_dead_lock image=%s owner=%s address=%s", self.ictx.id, locker,
+                     owner.get("address"))
             try:
-                await header.break_lock(str(owner["locker"]), str(owner["cookie"]))
+                await header.break_lock(locker, cookie)
             except NotFound:
-                pass
-            return False
+                pass  # someone else broke it first
+            return await self._lock_once()
         await self.watcher.notify(REQUEST_LOCK, gid=self.ictx.io.client.instance_id)
         return False
+
+    async def _fence(self, locker: str, address: str) -> None:
+        """Blocklist a dead owner before its lock is broken (librbd's BreakRequest)."""
+        client = self.ictx.io.client
+        if not _conf_bool(client.conf, "rbd_blocklist_on_break_lock", True):
+            return
+        if locker == self.entity:
+            return  # a stale lock of our own (an earlier watch cookie): never fence ourselves
+        if not address:
+            log.warning("event=break_lock_unfenced image=%s owner=%s reason=no_locker_address",
+                        self.ictx.id, locker)
+            return
+        expire = _conf_float(client.conf, "rbd_blocklist_expire_seconds", 0.0)
+        log.info("event=blocklist_lock_owner image=%s owner=%s address=%s expire=%g", self.ictx.id, locker,
+                 address, expire)
+        try:
+            await blocklist_add(client, address, expire)
+        except ShoalError as exc:
+            raise from_errno(exc.errno, f"image {self.ictx.spec_text()}: cannot take the exclusive lock "
+                             f"of dead owner {locker}: {exc}") from exc
 
     async def _owner_alive(self, locker: str, cookie: str) -> bool:
         if not cookie.startswith(COOKIE_PREFIX) or not locker.startswith("client."):
@@ -139,6 +174,7 @@ class ExclusiveLock:
         """Let in-flight writes finish, then give the lock up and tell the waiters."""
         if not self.owned:
             return
+        await self.ictx.before_lock_release()  # cached writes go out while the lock is ours
         async with self.ictx.op_lock, self.ictx.gate.exclusive():
             if not self.owned:
                 return
@@ -149,3 +185,19 @@ class ExclusiveLock:
             except ShoalError as exc:  # broken by someone else, or the header is gone
                 log.info("event=unlock_failed image=%s error=%r", self.ictx.id, exc)
         await self.watcher.notify(RELEASED_LOCK)
+
+
+def _conf_bool(conf: object, name: str, default: bool) -> bool:
+    try:
+        value = conf.get(name)  # type: ignore[attr-defined]
+    except (KeyError, AttributeError):
+        return default
+    return default if value is None else bool(value)
+
+
+def _conf_float(conf: object, name: str, default: float) -> float:
+    try:
+        value = conf.get(name)  # type: ignore[attr-defined]
+        return default if value is None else float(value)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return default

@@ -16,19 +16,30 @@ gets a lock manager (`lock`, exclusive_lock.py): every write enters its `write_g
 which takes the lock first, instead of the bare I/O gate. `exclusive_owner` says whether
 this handle owns the lock; whenever that changes the cached HEAD object map is dropped,
 since another client may have written meanwhile. Read-only opens do neither, as librbd.
+
+A writable HEAD open with `rbd_cache` on gets a write-back cache (`cache`, cache.py) and
+every open gets librbd's perf counters (`perf`, `librbd-<id>-<pool>-<name>` in the
+client's `perf dump`). Whatever must see every acknowledged write in the cluster first
+calls `flush_cache()`: close, the management operations (`op_guard` does it for
+snapshots, rollback and resize; flatten, copy and diff call it) and the exclusive-lock
+release (`before_lock_release`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-from contextlib import AbstractAsyncContextManager
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.admin.perf import PerfCounters
 from shoal.client.rados_client import RadosClient
 from shoal.errors import ShoalError, from_errno
 from shoal.rbd import features as F
 from shoal.rbd import naming
+from shoal.rbd.cache import CacheSettings, ImageCache
 from shoal.rbd.exclusive_lock import ExclusiveLock
 from shoal.rbd.header import Header, HeaderState, ParentSpec, SnapInfo, dir_get_name, get_image_id, trash_get
 from shoal.rbd.image_watcher import HEADER_UPDATE, ImageWatcher
@@ -37,6 +48,13 @@ from shoal.rbd.striping import Layout
 
 if TYPE_CHECKING:
     from shoal.rbd.object_map import ObjectMap
+
+log = logging.getLogger("shoal.rbd")
+
+# librbd's per-image counters (the subset Shoal counts), and the cache's own.
+PERF_COUNTERS = ("rd", "rd_bytes", "wr", "wr_bytes", "discard", "discard_bytes", "flush",
+                 "wr_blocked", "wb_ops", "wb_bytes", "cache_dirty")
+PERF_AVERAGES = ("rd_latency", "wr_latency", "discard_latency", "flush_latency")
 
 
 # Feature bits this client implements; an image needing others can't be opened (ENOSYS),
@@ -86,6 +104,8 @@ class ImageCtx:
         self.op_lock = asyncio.Lock()  # one management operation at a time per handle
         self.object_map: ObjectMap | None = None  # None also when loaded but unusable
         self.object_map_for = -1  # the version (snap id, CEPH_NOSNAP) `object_map` was loaded for
+        self.cache: ImageCache | None = None
+        self.perf: PerfCounters | None = None
 
     # -- write ownership -------------------------------------------------------------------------
     @property
@@ -102,10 +122,30 @@ class ImageCtx:
         """What a write holds while it runs: the lock manager's guard, else the I/O gate."""
         return self.lock.write_guard() if self.lock is not None else self.gate
 
-    def op_guard(self) -> AbstractAsyncContextManager[object]:
+    @asynccontextmanager
+    async def op_guard(self) -> AsyncIterator[None]:
         """What an operation that changes the SnapContext or size holds: the exclusive lock
-        too when the image has one, so that no other client writes with a stale context."""
-        return self.lock.op_guard() if self.lock is not None else self.op_lock
+        too when the image has one, so that no other client writes with a stale context.
+        Cached writes go to the cluster first: a snapshot includes, and a rollback or
+        shrink overrides, every write acknowledged before the operation began."""
+        await self.flush_cache()
+        guard = self.lock.op_guard() if self.lock is not None else self.op_lock
+        async with guard:
+            yield
+
+    # -- cache ----------------------------------------------------------------------------------
+    async def flush_cache(self) -> None:
+        """Write back every cached write (not a user flush: write-through stays on)."""
+        if self.cache is not None:
+            await self.cache.flush()
+
+    async def before_lock_release(self) -> None:
+        """Cached writes go out while the lock is still ours. A failure is logged, not
+        raised: the bytes stay dirty and take the lock back when written."""
+        try:
+            await self.flush_cache()
+        except Exception as exc:  # noqa: BLE001 - the release must go on
+            log.warning("event=cache_flush_before_release_failed image=%s error=%r", self.id, exc)
 
     # -- identity ----------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -235,6 +275,7 @@ class ImageCtx:
 
     async def set_snap_id(self, snap_id: int | None) -> None:
         """Select HEAD (None) or a snapshot by id (ENOENT if it does not exist)."""
+        await self.flush_cache()
         if snap_id is None or snap_id == CEPH_NOSNAP:
             self.snap_id, self.snap_name = None, None
         else:
@@ -249,6 +290,14 @@ class ImageCtx:
         if self.closed:
             return
         self.closed = True
+        error: BaseException | None = None
+        if self.cache is not None:
+            try:
+                await self.cache.close()
+            except Exception as exc:  # noqa: BLE001 - close the rest, then report it
+                error = exc
+        if self.perf is not None:
+            self.client.perf.remove(self.perf)
         if self.lock is not None:
             await self.lock.release()
         if self.watcher is not None:
@@ -256,6 +305,8 @@ class ImageCtx:
         if self.parent is not None:
             await self.parent.close()
             self.parent = None
+        if error is not None:
+            raise error
 
 
 async def open_image(io: IoCtx, name: str | None = None, image_id: str | None = None,
@@ -281,10 +332,32 @@ async def open_image(io: IoCtx, name: str | None = None, image_id: str | None = 
             await ictx.set_snap_id(snap_id)
         if not read_only:
             await _watch(ictx)
+        _add_perf_and_cache(ictx)
     except ShoalError:
         await ictx.close()
         raise
     return ictx
+
+
+def _add_perf_and_cache(ictx: ImageCtx) -> None:
+    client = ictx.client
+    try:
+        pool = ictx.io.pool_name()
+    except ShoalError:
+        pool = str(ictx.io.pool_id)
+    ictx.perf = client.perf.create(f"librbd-{ictx.id}-{pool}-{ictx.name or ''}", PERF_COUNTERS, PERF_AVERAGES,
+                                   ("cache_dirty",))
+    if ictx.read_only:
+        return  # read-only opens have no cache; reads at a snapshot bypass it (io.read)
+    settings = CacheSettings.from_conf(client.conf)
+    if settings is None:
+        return
+    from shoal.rbd import io as rbd_io  # io.py imports this module
+
+    def write_direct(off: int, data: memoryview) -> Awaitable[None]:
+        return rbd_io.write_direct(ictx, off, data)
+
+    ictx.cache = ImageCache(settings, write_direct, lambda: ictx.size_at(None), ictx.perf, ictx.layout.object_size)
 
 
 async def _watch(ictx: ImageCtx) -> None:

@@ -12,12 +12,19 @@ the overlap copies the parent's data for the whole object up first, with cls
 parent data is not all zeros the copy-up goes alone with an empty SnapContext, so the
 following write clones it and the snapshots keep the parent data after a flatten
 (librbd's "deep" copy-up).
+
+With `rbd cache` on, a HEAD handle has a write-back cache (cache.py): `write` hands the
+bytes to it (it decides between write-through and write-back and calls `write_direct`
+for the cluster), `read` lays the cached bytes over what the cluster returns, and
+`discard`/`write_zeroes` write the cache back first so they land after older writes.
+Per-image librbd perf counters (rd, wr, discard, flush...) are counted here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,9 +85,24 @@ async def read(ictx: ImageCtx, off: int, length: int) -> bytes:
     """Bytes [off, off+length) of the selected version; shortened at the end (see clip)."""
     await ictx.refresh_if_needed()
     length = clip(ictx, off, length)
+    start = time.monotonic()
     buf = bytearray(length)
     if length:
-        await read_into(ictx, ictx.read_snap, off, length, memoryview(buf))
+        cache = ictx.cache if ictx.snap_id is None else None
+        # Taken before the cluster read: a writeback finishing meanwhile leaves the cluster
+        # and these bytes alike, and a write arriving meanwhile is concurrent with the read.
+        pieces = cache.overlay(off, length) if cache is not None else []
+        out = memoryview(buf)
+        if not (pieces and cache is not None and cache.covers(off, length)):
+            await read_into(ictx, ictx.read_snap, off, length, out)
+        for pos, piece in pieces:
+            out[pos - off:pos - off + len(piece)] = piece
+        del out
+    perf = ictx.perf
+    if perf is not None:
+        perf.inc("rd")
+        perf.inc("rd_bytes", length)
+        perf.tinc("rd_latency", time.monotonic() - start)
     return bytes(buf)
 
 
@@ -231,7 +253,24 @@ async def write(ictx: ImageCtx, off: int, data: bytes | bytearray | memoryview) 
     length = clip(ictx, off, len(data))
     if not length:
         return 0
-    view = memoryview(data)
+    start = time.monotonic()
+    view = memoryview(data)[:length]
+    if ictx.cache is not None:
+        await ictx.cache.write(off, view)
+    else:
+        await write_direct(ictx, off, view)
+    perf = ictx.perf
+    if perf is not None:
+        perf.inc("wr")
+        perf.inc("wr_bytes", length)
+        perf.tinc("wr_latency", time.monotonic() - start)
+    return length
+
+
+async def write_direct(ictx: ImageCtx, off: int, view: memoryview) -> None:
+    """Write image bytes to the cluster (the cache's writeback and write-through path);
+    `view` is already clipped to the image."""
+    length = len(view)
     async with ictx.write_guard(), _WriteTracker(ictx):
         # Taking the exclusive lock may have followed another client's header change (a
         # snapshot): the SnapContext is read only once the lock is ours.
@@ -256,7 +295,6 @@ async def write(ictx: ImageCtx, off: int, data: bytes | bytearray | memoryview) 
 
         await gather_bounded((_modify_object(ictx, snapc, e.objectno, ops_for(e), missing_ok=False)
                               for e in extents), IO_CONCURRENCY)
-    return length
 
 
 async def discard(ictx: ImageCtx, off: int, length: int, skip_partial: bool = True) -> None:
@@ -268,6 +306,9 @@ async def discard(ictx: ImageCtx, off: int, length: int, skip_partial: bool = Tr
     length = clip(ictx, off, length)
     if not length:
         return
+    start = time.monotonic()
+    if ictx.cache is not None:
+        await ictx.cache.flush()  # cached older writes of the range must land first
     async with ictx.write_guard(), _WriteTracker(ictx):
         await ictx.refresh_if_needed()  # as in write(): the SnapContext once the lock is ours
         snapc = ictx.snapc
@@ -276,6 +317,11 @@ async def discard(ictx: ImageCtx, off: int, length: int, skip_partial: bool = Tr
         await object_map.before_write(ictx, [p.objectno for p in plans if p.action != "remove"])
         await gather_bounded((_discard_object(ictx, snapc, p) for p in plans), IO_CONCURRENCY)
         await object_map.after_remove(ictx, removed)
+    perf = ictx.perf
+    if perf is not None:
+        perf.inc("discard")
+        perf.inc("discard_bytes", length)
+        perf.tinc("discard_latency", time.monotonic() - start)
 
 
 @dataclass(frozen=True)
@@ -346,8 +392,16 @@ async def write_zeroes(ictx: ImageCtx, off: int, length: int) -> None:
 
 
 async def flush(ictx: ImageCtx) -> None:
-    """Wait for the writes issued before this call (there is no write-back cache to drain)."""
+    """The user's flush: write back the cache (and leave its write-through phase), then
+    wait for the writes issued before this call."""
+    start = time.monotonic()
     pending = list(ictx.writes_in_flight)
+    if ictx.cache is not None:
+        await ictx.cache.flush(user=True)
     if pending:
         await asyncio.gather(*pending)
+    perf = ictx.perf
+    if perf is not None:
+        perf.inc("flush")
+        perf.tinc("flush_latency", time.monotonic() - start)
 

@@ -126,6 +126,7 @@ async def flatten(ictx: ImageCtx, progress: Progress = None, concurrency: int = 
     """
     what = f"flattening image {ictx.spec_text()}"
     ictx.require_writable(what)
+    await ictx.flush_cache()  # cached writes land before the copy-ups decide what is missing
     async with ictx.op_lock:
         await ictx.refresh()
         st = ictx.st

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import weakref
 from typing import TYPE_CHECKING
 
 from shoal.errors import from_errno
@@ -113,19 +114,38 @@ async def for_reads(ictx: ImageCtx) -> ObjectMap | None:
     handle may create objects this handle's copy of the map doesn't know about."""
     if not enabled(ictx) or (ictx.snap_id is None and not (ictx.lock is not None and ictx.exclusive_owner)):
         return None
-    if ictx.object_map_for != ictx.read_snap:
-        ictx.object_map = await load(ictx, ictx.snap_id)
-        ictx.object_map_for = ictx.read_snap
-    return ictx.object_map
+    return await _cached(ictx, ictx.snap_id)
 
 
 async def for_writes(ictx: ImageCtx) -> ObjectMap | None:
     """HEAD's map, loaded by the first write of this handle (where librbd takes the lock)."""
     if not enabled(ictx):
         return None
-    if ictx.object_map_for != CEPH_NOSNAP:
-        ictx.object_map = await load(ictx, None)
-        ictx.object_map_for = CEPH_NOSNAP
+    return await _cached(ictx, None)
+
+
+# One load at a time per handle: callers that find the map missing while another loads it
+# wait for that load. Two concurrent loads could otherwise each install their own copy, and
+# the later one (read before the earlier one's updates reached disk) would hide objects that
+# were just written: reads through this handle would then return zeros for them.
+_loading: weakref.WeakKeyDictionary[ImageCtx, asyncio.Future[None]] = weakref.WeakKeyDictionary()
+
+
+async def _cached(ictx: ImageCtx, snap_id: int | None) -> ObjectMap | None:
+    version = CEPH_NOSNAP if snap_id is None else snap_id
+    while ictx.object_map_for != version:
+        pending = _loading.get(ictx)
+        if pending is not None:
+            await asyncio.shield(pending)
+            continue
+        done = asyncio.get_running_loop().create_future()
+        _loading[ictx] = done
+        try:
+            om = await load(ictx, snap_id)
+            ictx.object_map, ictx.object_map_for = om, version
+        finally:
+            del _loading[ictx]
+            done.set_result(None)
     return ictx.object_map
 
 

@@ -93,12 +93,14 @@ async def _lookup_id(io: IoCtx, name: str) -> str:
 async def remove_opened(ictx: ImageCtx, progress: Progress, concurrency: int) -> None:
     """Delete an image's data and header (not its name entries)."""
     what = f"removing image {ictx.name or ictx.id}"
+    st = ictx.st
+    # snapshots before watchers, as librbd validates: an open image with snapshots is
+    # ENOTEMPTY (glance and cinder fall back to the trash on that, not on EBUSY)
+    if st.snaps:
+        raise from_errno(errno.ENOTEMPTY, f"{what}: it has {len(st.snaps)} snapshot(s)")
     watchers = await image_watchers(ictx.io, ictx.header.oid)
     if watchers:
         raise from_errno(errno.EBUSY, f"{what}: it is open by {len(watchers)} client(s)")
-    st = ictx.st
-    if st.snaps:
-        raise from_errno(errno.ENOTEMPTY, f"{what}: it has {len(st.snaps)} snapshot(s)")
     if st.parent is not None:
         await detach_from_parent(ictx, st.parent, bool(st.op_features & F.OP_CLONE_CHILD))
     await trim_all(ictx, progress, concurrency)
