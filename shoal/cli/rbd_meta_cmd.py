@@ -3,11 +3,8 @@ besides its data (Ceph 16's action/ImageMeta.cc, Lock.cc, Watch.cc)."""
 
 from __future__ import annotations
 
-import errno
-import json
 import struct
 import sys
-from typing import Any
 
 from shoal.cli import rbd_render as render
 from shoal.cli.rados_cmd import err, strerror
@@ -94,35 +91,9 @@ def cmd_lock_rm(s: Session, a: Args) -> int:
     spec = image_spec(a, snap=SNAP_NONE)
     cookie = required(a, "lock id")
     client = required(a, "locker")
-    failing = "rbd: releasing lock failed"
-    with s.image(spec, False, failing) as image:
-        if (s.conf_get("rbd_blocklist_on_break_lock") or "true") == "true":
-            _blocklist_locker(s, image, client, cookie, failing)
-        image.break_lock(client, cookie)
+    with s.image(spec, False, "rbd: releasing lock failed") as image:
+        image.break_lock(client, cookie)  # blocklists the locker first (rbd_blocklist_on_break_lock)
     return 0
-
-
-def _blocklist_locker(s: Session, image: Any, client: str, cookie: str, failing: str) -> None:
-    """As librbd's break_lock with rbd_blocklist_on_break_lock: fence the locker's address
-    (and wait for the map that has it) before its lock goes, so it cannot write afterwards."""
-    info = image.list_lockers() or {}
-    address = ""
-    for locker, lock_cookie, addr in info.get("lockers", []):
-        if locker == client:
-            address = addr
-            if lock_cookie == cookie:
-                break
-    if not address:
-        raise fail(failing, errno.ENOENT)  # no such locker (or a lock taken without an address)
-    cmd: dict[str, Any] = {"prefix": "osd blocklist", "blocklistop": "add", "addr": address}
-    expire = int(s.conf_get("rbd_blocklist_expire_seconds") or 0)
-    if expire:
-        cmd["expire"] = float(expire)
-    ret, _, outs = s.cluster.mon_command(json.dumps(cmd), b"")
-    if ret < 0:
-        err(f"rbd: unable to blocklist client {address}: {outs}")
-        raise fail(failing, -ret)
-    s.cluster.wait_for_latest_osdmap()
 
 
 def notify_op(payload: bytes) -> str:

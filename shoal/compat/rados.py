@@ -17,6 +17,7 @@ import os
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
+from shoal.client.blocklist import blocklist_add
 from shoal.client.loop_thread import Call, LoopThread, _real_threading
 from shoal.client.rados_client import RadosClient
 from shoal.compat.rados_aio import Completion, Finisher
@@ -44,6 +45,7 @@ from shoal.compat.rados_errors import (
     PermissionError,
     RadosStateError,
     TimedOut,
+    as_text,
     cstr,
     from_shoal,
     make_ex,
@@ -376,6 +378,12 @@ class Rados:
         kb_avail = int(st.get("total_avail_bytes", 0)) // 1024
         objects = sum(int(p.get("stats", {}).get("objects", 0)) for p in doc.get("pools", []))
         return {"kb": kb, "kb_used": kb - kb_avail, "kb_avail": kb_avail, "num_objects": objects}
+
+    def blocklist_add(self, client_address: str, expire_seconds: int = 0) -> None:
+        """Fence a client (`ip:port/nonce`) and wait until this client's map holds the entry."""
+        self.require_state("connected")
+        self._run(blocklist_add(self._client, as_text(client_address, "client_address"), expire_seconds),
+                  "error blocklisting client")
 
     def wait_for_latest_osdmap(self) -> int:
         self.require_state("connected")

@@ -140,23 +140,9 @@ class ExclusiveLock:
 
     async def _fence(self, locker: str, address: str) -> None:
         """Blocklist a dead owner before its lock is broken (librbd's BreakRequest)."""
-        client = self.ictx.io.client
-        if not _conf_bool(client.conf, "rbd_blocklist_on_break_lock", True):
-            return
         if locker == self.entity:
             return  # a stale lock of our own (an earlier watch cookie): never fence ourselves
-        if not address:
-            log.warning("event=break_lock_unfenced image=%s owner=%s reason=no_locker_address",
-                        self.ictx.id, locker)
-            return
-        expire = _conf_float(client.conf, "rbd_blocklist_expire_seconds", 0.0)
-        log.info("event=blocklist_lock_owner image=%s owner=%s address=%s expire=%g", self.ictx.id, locker,
-                 address, expire)
-        try:
-            await blocklist_add(client, address, expire)
-        except ShoalError as exc:
-            raise from_errno(exc.errno, f"image {self.ictx.spec_text()}: cannot take the exclusive lock "
-                             f"of dead owner {locker}: {exc}") from exc
+        await fence_locker(self.ictx, locker, address, "cannot take the exclusive lock of dead owner")
 
     async def _owner_alive(self, locker: str, cookie: str) -> bool:
         if not cookie.startswith(COOKIE_PREFIX) or not locker.startswith("client."):
@@ -185,6 +171,25 @@ class ExclusiveLock:
             except ShoalError as exc:  # broken by someone else, or the header is gone
                 log.info("event=unlock_failed image=%s error=%r", self.ictx.id, exc)
         await self.watcher.notify(RELEASED_LOCK)
+
+
+async def fence_locker(ictx: ImageCtx, locker: str, address: str, what: str) -> None:
+    """With `rbd_blocklist_on_break_lock`, blocklist a lock's owner at `address` for
+    `rbd_blocklist_expire_seconds` and wait for the map holding the entry, so the owner can
+    no longer write once its lock is broken."""
+    client = ictx.io.client
+    if not _conf_bool(client.conf, "rbd_blocklist_on_break_lock", True):
+        return
+    if not address:
+        log.warning("event=break_lock_unfenced image=%s owner=%s reason=no_locker_address", ictx.id, locker)
+        return
+    expire = _conf_float(client.conf, "rbd_blocklist_expire_seconds", 0.0)
+    log.info("event=blocklist_lock_owner image=%s owner=%s address=%s expire=%g", ictx.id, locker, address,
+             expire)
+    try:
+        await blocklist_add(client, address, expire)
+    except ShoalError as exc:
+        raise from_errno(exc.errno, f"image {ictx.spec_text()}: {what} {locker}: {exc}") from exc
 
 
 def _conf_bool(conf: object, name: str, default: bool) -> bool:

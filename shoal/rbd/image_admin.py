@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from shoal.errors import ShoalError, from_errno
 from shoal.rbd import features as F
 from shoal.rbd import object_map
+from shoal.rbd.exclusive_lock import fence_locker
 from shoal.rbd.image import ImageCtx
 
 
@@ -35,6 +36,13 @@ async def unlock(ictx: ImageCtx, cookie: str) -> None:
 
 
 async def break_lock(ictx: ImageCtx, client: str, cookie: str) -> None:
+    """Break another client's lock, fencing it first as librbd does (rbd_blocklist_on_break_lock):
+    ENOENT when `client` holds no lock with `cookie`."""
+    held = [addr for who, ck, addr in (await list_lockers(ictx)).lockers if who == client and ck == cookie]
+    if not held:
+        raise from_errno(errno.ENOENT, f"image {ictx.spec_text()}: {client} holds no lock {cookie!r}")
+    if client != entity(ictx):
+        await fence_locker(ictx, client, held[0], "cannot break the lock of")
     await ictx.header.break_lock(client, cookie)
 
 

@@ -343,6 +343,44 @@ def test_rbd_lock_rm_blocklists_the_locker(cluster: TestCluster, pool: str) -> N
     assert list(listed(cluster)) == [locker["address"]]
 
 
+def test_python_bindings_fence(cluster: TestCluster, pool: str) -> None:
+    """python-rados `Rados.blocklist_add` and python-rbd `Image.break_lock`, which fences the
+    locker first as librbd does: the locker's later writes fail, nothing of them lands."""
+    # advisory locks on an image without the managed exclusive lock (that one shares the cls lock)
+    rbd_ok(cluster, "create", "--size", "4M", "--image-feature", "layering", f"{pool}/py-locked")
+    holder, breaker = rados.Rados(conffile=cluster.conf_path), rados.Rados(conffile=cluster.conf_path)
+    holder.connect()
+    breaker.connect()
+    try:
+        hio, bio = holder.open_ioctx(pool), breaker.open_ioctx(pool)
+        himg = rbd.Image(hio, "py-locked")
+        himg.lock_exclusive("py-cookie")
+        himg.write(b"h" * 4096, 0)
+        with rbd.Image(bio, "py-locked") as bimg:
+            info = bimg.list_lockers()
+            ((locker, cookie, addr),) = info["lockers"]
+            with pytest.raises(rbd.ImageNotFound):
+                bimg.break_lock(locker, "not-the-cookie")
+            assert addr not in listed(cluster)
+            bimg.break_lock(locker, cookie)
+            assert addr in listed(cluster)
+            assert bimg.list_lockers() == []
+        with pytest.raises(rbd.ConnectionShutdown):
+            himg.write(b"x" * 4096, 0)
+        # the plain python-rados call (an address no client has: nothing else is affected)
+        breaker.blocklist_add("127.0.0.1:0/4242", 60)
+        assert set(listed(cluster)) == {addr, "127.0.0.1:0/4242"}
+        with pytest.raises(TypeError):
+            breaker.blocklist_add(4242)  # type: ignore[arg-type]
+        himg.close()
+        hio.close()
+        bio.close()
+    finally:
+        holder.shutdown()
+        breaker.shutdown()
+    assert _read(cluster, pool, "py-locked", 0, 4096) == b"h" * 4096
+
+
 def test_taker_that_may_not_fence_breaks_nothing(cluster: TestCluster, pool: str, tmp_path: Path) -> None:
     image = "dead-owner"
     rbd_ok(cluster, "create", "--size", "8M", "--image-feature", "layering,exclusive-lock", f"{pool}/{image}")

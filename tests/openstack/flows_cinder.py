@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import uuid
@@ -517,4 +518,46 @@ def flow_caps(ctx: FlowContext) -> int:
     assert "ro-check" in ctx.images("images")
     rbd.RBD().remove(ctx.admin_ioctx("images"), "ro-check")
     _ = hashlib
+    return verified
+
+
+def flow_qos_and_multiattach(ctx: FlowContext) -> int:
+    """Volume types: back-end QoS specs become image config (`conf_rbd_qos_*`), and a
+    multiattach type drops exclusive-lock/object-map/fast-diff, restored on retype."""
+    from cinder.volume.drivers.rbd import QOS_KEY_MAP
+
+    drv = make_driver(ctx)
+    vol = new_volume(1)
+    vol.volume_type.extra_specs = {"multiattach": "<is> True"}
+    update = drv.create_volume(vol)
+    saved = json.loads(update["provider_location"])["saved_features"]
+    assert saved & rbd.RBD_FEATURE_EXCLUSIVE_LOCK, saved
+    with rbd.Image(ctx.admin_ioctx("volumes"), vol.name, read_only=True) as img:
+        excluded = rbd.RBD_FEATURE_EXCLUSIVE_LOCK | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
+        assert img.features() & excluded == 0, img.features()
+    data = ctx.data(2 * MiB, seed=27)
+    write_volume(ctx, vol.name, data)
+    # retype to a plain type: the saved features come back
+    vol.provider_location = update["provider_location"]
+    plain = objects.VolumeType(context=vol._context, id=str(uuid.uuid4()), name="plain", extra_specs={},  # noqa: SLF001
+                               qos_specs_id=None, is_public=True)
+    assert drv._setup_volume(vol, plain) == {"provider_location": None}  # noqa: SLF001 - what retype calls
+    with rbd.Image(ctx.admin_ioctx("volumes"), vol.name, read_only=True) as img:
+        assert img.features() == saved, (img.features(), saved)
+    verified = same(head(ctx, vol.name, len(data)), data, "volume across feature changes")
+
+    # QoS: cinder reads every rbd_qos_* key as an int, so the defaults must be listed
+    before = drv.get_rbd_image_qos(vol)
+    for spec in QOS_KEY_MAP.values():
+        assert int(before[spec["ceph_key"]]) == 0, (spec, before)
+    drv.update_rbd_image_qos(vol, {"total_iops_sec": 500, "read_bytes_sec": 1 << 20, "no_such_key": 1})
+    now = drv.get_rbd_image_qos(vol)
+    assert int(now["rbd_qos_iops_limit"]) == 500 and int(now["rbd_qos_read_bps_limit"]) == 1 << 20, now
+    with rbd.Image(ctx.admin_ioctx("volumes"), vol.name, read_only=True) as img:
+        sources = {c["name"]: c["source"] for c in img.config_list()}
+        assert sources["rbd_qos_iops_limit"] == rbd.RBD_CONFIG_SOURCE_IMAGE, sources["rbd_qos_iops_limit"]
+        assert img.metadata_get("conf_rbd_qos_iops_limit") == "500"
+    drv.delete_rbd_image_qos_keys(vol, ["total_iops_sec"])
+    assert int(drv.get_rbd_image_qos(vol)["rbd_qos_iops_limit"]) == 0
+    drv.delete_volume(vol)
     return verified

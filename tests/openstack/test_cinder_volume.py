@@ -9,7 +9,7 @@ from tests.openstack.conftest import GuideCluster, run_flow
 pytestmark = [pytest.mark.openstack, pytest.mark.integration]
 
 FLOWS = ["setup_and_stats", "volume_lifecycle", "cloned_volume", "clone_depth", "clone_image",
-         "image_volume_copy", "connection_os_brick", "deferred_deletion", "manage_and_status", "caps"]
+         "image_volume_copy", "connection_os_brick", "deferred_deletion", "manage_and_status", "qos_and_multiattach", "caps"]
 
 
 @pytest.mark.parametrize("flow", FLOWS)
