@@ -14,6 +14,12 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extr
 # "command:package" pairs; the boot test's packages are listed in tests/nbd/boot-packages.txt.
 apt_packages=()
 case ",$extras," in
+  *,openstack,*)
+    # cinder inspects images with qemu-img; the walkthrough converts QCOW2 and maps over NBD
+    for pair in qemu-img:qemu-utils nbdinfo:libnbd-bin; do
+      command -v "${pair%%:*}" >/dev/null 2>&1 || apt_packages+=("${pair#*:}")
+    done
+    ;;&
   *,test,*)
     for pair in qemu-img:qemu-utils qemu-io:qemu-utils nbdinfo:libnbd-bin nbdcopy:libnbd-bin fio:fio; do
       command -v "${pair%%:*}" >/dev/null 2>&1 || apt_packages+=("${pair#*:}")

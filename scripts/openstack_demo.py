@@ -44,6 +44,11 @@ def show_conf(name: str, text: str) -> str:
     return path
 
 
+def run(argv: list[str]) -> None:
+    print("$ " + " ".join(argv), flush=True)
+    subprocess.run(argv, check=True)
+
+
 def glance() -> tuple[glance_store.driver.Store, cfg.ConfigOpts]:
     path = show_conf("glance-api.conf", f"""
 [glance_store]
@@ -113,10 +118,27 @@ def main() -> int:
     uri, size, _md5, _sha, _ = store.add(image_id, io.BytesIO(image), len(image), "sha256")
     print(f"stored {size} bytes at {uri}")
 
-    step("Cinder: create a volume from the image (copy-on-write clone, client.cinder)")
+    step("The guide's conversion step: a QCOW2 image lands in the cluster as a raw RBD image")
+    # the guide converts with qemu-img to a local raw file first; with Shoal, qemu-img writes
+    # into the cluster through an NBD gateway (`shoal image import --from qcow2`)
+    raw, qcow2 = os.path.join(WORK, "guide.raw"), os.path.join(WORK, "guide.qcow2")
+    with open(raw, "wb") as f:
+        f.write(image)
+    run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2])
+    qcow2_id = str(uuid.uuid4())
+    run(["shoal", "image", "import", "--id", "glance", "--from", "qcow2", qcow2, f"images/{qcow2_id}"])
+    for action in ("create", "protect"):  # what Glance does to every image it stores
+        run(["rbd", "--id", "glance", "snap", action, f"images/{qcow2_id}@snap"])
+    qcow2_uri = f"rbd://{uri.split('/')[2]}/images/{qcow2_id}/snap"
+
+    step("Cinder: create volumes from both images (copy-on-write clones, client.cinder)")
     drv = cinder()
     stats = drv.get_volume_stats(refresh=True)
     print(f"backend {stats['volume_backend_name']}: {stats['free_capacity_gb']} GiB free")
+    from_qcow2 = volume_object(1)
+    meta = {"id": qcow2_id, "disk_format": "raw", "container_format": "bare", "size": size}
+    _update, cloned = drv.clone_image(context.get_admin_context(), from_qcow2, (qcow2_uri, None), meta, None)
+    print(f"clone_image({qcow2_uri}) -> cloned={cloned}, volume volumes/{from_qcow2.name}")
     vol = volume_object(1)
     meta = {"id": image_id, "disk_format": "raw", "container_format": "bare", "size": size}
     _update, cloned = drv.clone_image(context.get_admin_context(), vol, (uri, None), meta, None)
@@ -132,7 +154,12 @@ def main() -> int:
     got = f.read(len(image))
     connector.disconnect_volume(conn["data"], handle)
     print(f"read {len(got)} bytes through os-brick, sha256 matches the image: {hashlib.sha256(got).hexdigest() == digest}")
-    if got != image:
+    conn = drv.initialize_connection(from_qcow2, {})
+    handle = connector.connect_volume(conn["data"])
+    converted = handle["path"].read(len(image))
+    connector.disconnect_volume(conn["data"], handle)
+    print(f"the volume from the QCOW2 image holds the same bytes: {converted == image}")
+    if got != image or converted != image:
         return 1
 
     step("Hypervisor: attach the volume over NBD (rbd device map -t nbd)")
@@ -147,9 +174,11 @@ def main() -> int:
     finally:
         subprocess.run(["rbd", "device", "unmap", mapped], check=True)
 
-    step("Cleanup: Cinder deletes the volume; Glance deletes the image")
+    step("Cleanup: Cinder deletes the volumes; Glance deletes the images")
     drv.delete_volume(vol)
+    drv.delete_volume(from_qcow2)
     store.delete(location.get_location_from_uri(uri, conf=gconf))
+    store.delete(location.get_location_from_uri(qcow2_uri, conf=gconf))
     print("done")
     return 0
 
