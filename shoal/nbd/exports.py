@@ -51,8 +51,8 @@ class RbdBackend:
     def size(self) -> int:
         return self.ictx.size
 
-    async def read(self, off: int, length: int) -> bytes:
-        return await io.read(self.ictx, off, length)
+    async def read(self, off: int, length: int) -> bytearray:
+        return await io.read_buffer(self.ictx, off, length)
 
     async def write(self, off: int, data: bytes) -> None:
         await io.write(self.ictx, off, data)

@@ -83,6 +83,12 @@ def _scatter(data: memoryview, ext: ObjectExtent, out: memoryview) -> None:
 # -- reads -------------------------------------------------------------------------------------
 async def read(ictx: ImageCtx, off: int, length: int) -> bytes:
     """Bytes [off, off+length) of the selected version; shortened at the end (see clip)."""
+    return bytes(await read_buffer(ictx, off, length))
+
+
+async def read_buffer(ictx: ImageCtx, off: int, length: int) -> bytearray:
+    """`read` into a fresh buffer handed to the caller as is (the NBD gateway sends it
+    without the copy `bytes` would make)."""
     await ictx.refresh_if_needed()
     length = clip(ictx, off, length)
     start = time.monotonic()
@@ -103,7 +109,7 @@ async def read(ictx: ImageCtx, off: int, length: int) -> bytes:
         perf.inc("rd")
         perf.inc("rd_bytes", length)
         perf.tinc("rd_latency", time.monotonic() - start)
-    return bytes(buf)
+    return buf
 
 
 async def read_into(ictx: ImageCtx, snap: int, off: int, length: int, out: memoryview) -> None:
