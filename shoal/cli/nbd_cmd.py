@@ -1,10 +1,13 @@
 """`shoal nbd serve` (the NBD gateway) and `shoal image import --from FORMAT` (qemu-img
 convert through a private gateway).
 
-`shoal nbd serve [--socket PATH | --bind HOST:PORT] [--id USER] [--read-only] [EXPORT…]`
-prints the base NBD URI on stdout once it listens (a line a supervisor or test can wait
-for), logs to stderr, and stops cleanly on SIGTERM/SIGINT. Without --bind it listens on a
-Unix socket (default under the run dir); --bind never defaults to anything but 127.0.0.1.
+`shoal nbd serve [--socket PATH | --bind HOST:PORT] [--id USER] [--read-only]
+[--tls-psk FILE [--no-tls-required]] [EXPORT…]` prints the base NBD URI on stdout once it
+listens (a line a supervisor or test can wait for), logs to stderr, and stops cleanly on
+SIGTERM/SIGINT. Without --bind it listens on a Unix socket (default under the run dir);
+--bind never defaults to anything but 127.0.0.1. --tls-psk offers TLS-PSK (STARTTLS) with
+the keys of FILE (`username:hexkey` lines, as psktool writes them) and, unless
+--no-tls-required, refuses clients that don't use it (the URI printed is then nbds://).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from shoal.config.cli_args import ArgvError, build_config
 from shoal.errors import ShoalError
 from shoal.nbd.exports import RbdRegistry, parse_export
 from shoal.nbd.gateway import Gateway, connected_client, default_socket, parse_bind
+from shoal.nbd.tls import PskFileError, PskServerContext, TlsConfig, TlsUnavailable, load_psk_file
 
 
 def _err(message: str) -> None:
@@ -57,6 +61,10 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="serve every export read-only")
     p.add_argument("--pid-file", help="write the server's pid here once it listens")
     p.add_argument("--debug", action="store_true", help="log every rejected request")
+    p.add_argument("--tls-psk", metavar="FILE",
+                   help="offer TLS-PSK with the keys in FILE (username:hexkey lines, as psktool -p writes)")
+    p.add_argument("--tls-required", action=argparse.BooleanOptionalAction, default=None,
+                   help="refuse clients that don't start TLS (the default with --tls-psk)")
     p.add_argument("exports", nargs="*", metavar="EXPORT",
                    help="pool/image or pool/image@snap (default: any image the user may open)")
     return p
@@ -83,13 +91,35 @@ def cmd_serve(argv: list[str]) -> int:
         except ValueError as exc:
             _err(f"shoal nbd serve: {exc}")
             return errno.EINVAL
-    return _run(_serve(conf, args, bind))
+    tls = _tls(args)
+    if isinstance(tls, int):
+        return tls
+    return _run(_serve(conf, args, bind, tls))
 
 
-async def _serve(conf: Any, args: argparse.Namespace, bind: tuple[str, int] | None) -> int:
+def _tls(args: argparse.Namespace) -> PskServerContext | int | None:
+    """The TLS context from --tls-psk, None without it, or an exit code."""
+    if args.tls_psk is None:
+        if args.tls_required is not None:
+            _err("shoal nbd serve: --tls-required and --no-tls-required need --tls-psk FILE")
+            return errno.EINVAL
+        return None
+    try:
+        keys = load_psk_file(args.tls_psk)
+        return PskServerContext(TlsConfig(keys, args.tls_required is not False, args.tls_psk))
+    except PskFileError as exc:
+        _err(f"shoal nbd serve: {exc}")
+        return errno.EINVAL
+    except TlsUnavailable as exc:
+        _err(f"shoal nbd serve: {exc}")
+        return errno.ENOTSUP
+
+
+async def _serve(conf: Any, args: argparse.Namespace, bind: tuple[str, int] | None,
+                 tls: PskServerContext | None) -> int:
     try:
         async with connected_client(conf) as client:
-            gateway = Gateway(client, RbdRegistry(client, args.exports or None, args.read_only))
+            gateway = Gateway(client, RbdRegistry(client, args.exports or None, args.read_only), tls)
             try:
                 if bind is not None:
                     await gateway.listen_tcp(*bind)
@@ -103,8 +133,10 @@ async def _serve(conf: Any, args: argparse.Namespace, bind: tuple[str, int] | No
                 with open(args.pid_file, "w") as f:
                     f.write(f"{os.getpid()}\n")
             print(gateway.uri(), flush=True)
-            logging.getLogger("shoal.nbd").info("event=nbd_listening uri=%s entity=%s exports=%s",
-                                                gateway.uri(), conf.entity_name, ",".join(args.exports) or "*")
+            logging.getLogger("shoal.nbd").info(
+                "event=nbd_listening uri=%s entity=%s exports=%s tls=%s", gateway.uri(), conf.entity_name,
+                ",".join(args.exports) or "*",
+                "off" if tls is None else ("required" if tls.config.required else "optional"))
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -220,7 +252,8 @@ async def _convert(qemu_img: str, fmt: str, src: str, uri: str) -> tuple[int, st
 
 def main_nbd(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: shoal nbd serve [--socket PATH | --bind HOST:PORT] [--id USER] [--read-only] [EXPORT...]")
+        print("usage: shoal nbd serve [--socket PATH | --bind HOST:PORT] [--id USER] [--read-only]"
+              " [--tls-psk FILE [--no-tls-required]] [EXPORT...]")
         return 0 if argv else 1
     if argv[0] != "serve":
         _err(f"shoal nbd: unknown command {argv[0]!r} (try: serve)")

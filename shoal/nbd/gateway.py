@@ -17,6 +17,7 @@ from typing import Any
 from shoal.client.rados_client import RadosClient
 from shoal.nbd.exports import RbdRegistry
 from shoal.nbd.server import DEFAULT_PORT, start_tcp, start_unix
+from shoal.nbd.tls import PskServerContext
 
 
 def default_run_dir() -> str:
@@ -54,36 +55,40 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
-def export_uri(name: str, socket_path: str | None = None, host: str | None = None, port: int | None = None) -> str:
-    """The NBD URI of export `name` (libnbd/qemu syntax)."""
+def export_uri(name: str, socket_path: str | None = None, host: str | None = None, port: int | None = None,
+               tls: bool = False) -> str:
+    """The NBD URI of export `name` (libnbd/qemu syntax; `nbds` when TLS is required)."""
     path = urllib.parse.quote(name, safe="/@")
+    scheme = "nbds" if tls else "nbd"
     if socket_path is not None:
-        return f"nbd+unix:///{path}?socket={socket_path}"
+        return f"{scheme}+unix:///{path}?socket={socket_path}"
     netloc = f"[{host}]" if host and ":" in host else host
-    return f"nbd://{netloc}:{port}/{path}"
+    return f"{scheme}://{netloc}:{port}/{path}"
 
 
 class Gateway:
-    def __init__(self, client: RadosClient, registry: RbdRegistry) -> None:
+    def __init__(self, client: RadosClient, registry: RbdRegistry, tls: PskServerContext | None = None) -> None:
         self.client = client
         self.registry = registry
+        self.tls = tls
         self.servers: list[asyncio.AbstractServer] = []
         self.socket_path: str | None = None
         self.host: str | None = None
         self.port: int | None = None
 
     async def listen_unix(self, path: str) -> None:
-        self.servers.append(await start_unix(self.registry, path))
+        self.servers.append(await start_unix(self.registry, path, self.tls))
         self.socket_path = path
 
     async def listen_tcp(self, host: str, port: int) -> None:
-        server = await start_tcp(self.registry, host, port)
+        server = await start_tcp(self.registry, host, port, self.tls)
         self.servers.append(server)
         self.host = host
         self.port = int(server.sockets[0].getsockname()[1])
 
     def uri(self, name: str = "") -> str:
-        return export_uri(name, self.socket_path, self.host, self.port)
+        return export_uri(name, self.socket_path, self.host, self.port,
+                          self.tls is not None and self.tls.config.required)
 
     async def stop(self) -> None:
         for server in self.servers:

@@ -6,11 +6,16 @@ and takes events from `next_event()`:
 * `ExportQuery` (NBD_OPT_INFO, NBD_OPT_GO, NBD_OPT_EXPORT_NAME) needs the export looked up,
   which is I/O: the driver answers with `answer_export(info)` or `refuse(reply_type, msg)`;
 * `ListQuery` (NBD_OPT_LIST): the driver answers with `answer_list(names)`;
+* `StartTls` (NBD_OPT_STARTTLS, ACK queued): the driver sends the ACK, runs the TLS
+  handshake on the connection, then calls `tls_started()` (negotiation goes on over TLS)
+  or closes;
 * `Ready`: transmission starts (after GO's ACK or EXPORT_NAME's export data);
 * `Closed`: send what is pending, then close (ABORT, or a client we can't talk to).
 
-Everything else (STRUCTURED_REPLY, meta contexts, STARTTLS, unknown options, malformed
-option data) is answered here. Malformed option *data* gets NBD_REP_ERR_INVALID, since the
+Everything else (STRUCTURED_REPLY, meta contexts, STARTTLS when TLS is not offered,
+unknown options, malformed option data) is answered here. With `tls_required`, every
+option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD until TLS is up, and
+EXPORT_NAME (which has no error reply) closes, as nbdkit's --tls=require does. Malformed option *data* gets NBD_REP_ERR_INVALID, since the
 framing is intact; broken framing (bad magic, oversized option, unknown client flags)
 closes the connection, as the protocol allows.
 """
@@ -48,6 +53,11 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class StartTls:
+    pass
+
+
+@dataclass(frozen=True)
 class Ready:
     name: str
     info: ExportInfo
@@ -60,7 +70,7 @@ class Closed:
     reason: str
 
 
-Event = ExportQuery | ListQuery | Ready | Closed
+Event = ExportQuery | ListQuery | StartTls | Ready | Closed
 
 # Context ids of the meta contexts we know (only base:allocation).
 META_IDS = {C.META_BASE_ALLOCATION: 1}
@@ -105,9 +115,12 @@ class ServerHandshake:
     """One connection's negotiation, server side."""
 
     description: str = ""
+    tls_offered: bool = False  # the driver can run a TLS handshake (the gateway has keys)
+    tls_required: bool = False  # nothing but STARTTLS and ABORT before TLS is up
+    tls: bool = False  # TLS is up on this connection
     _in: bytearray = field(default_factory=bytearray)
     _out: bytearray = field(default_factory=bytearray)
-    _state: str = "flags"  # flags | options | answering | done | closed
+    _state: str = "flags"  # flags | options | answering | tls | done | closed
     _events: list[Event] = field(default_factory=list)
     _pending: ExportQuery | ListQuery | None = None
     no_zeroes: bool = False
@@ -190,6 +203,12 @@ class ServerHandshake:
         self._reply(option, reply_type, message.encode())
         self._resume()
 
+    def tls_started(self) -> None:
+        """The driver finished the TLS handshake that StartTls asked for."""
+        assert self._state == "tls", "no STARTTLS to complete"
+        self.tls = True
+        self._resume()
+
     def answer_list(self, names: list[str]) -> None:
         assert isinstance(self._pending, ListQuery), "no list query to answer"
         self._pending = None
@@ -230,7 +249,14 @@ class ServerHandshake:
             self._close(str(exc))
 
     def _option(self, option: int, data: bytes) -> None:
-        if option == C.OPT_EXPORT_NAME:
+        if option == C.OPT_STARTTLS:
+            self._starttls(data)
+        elif self.tls_required and not self.tls and option != C.OPT_ABORT:
+            if option == C.OPT_EXPORT_NAME:
+                self._close("NBD_OPT_EXPORT_NAME before TLS, which this server requires")
+            else:
+                self._error(option, C.REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first")
+        elif option == C.OPT_EXPORT_NAME:
             try:
                 name = data.decode("utf-8")
             except UnicodeDecodeError:
@@ -262,11 +288,30 @@ class ServerHandshake:
                 self._reply(option, C.REP_ACK)
         elif option in (C.OPT_LIST_META_CONTEXT, C.OPT_SET_META_CONTEXT):
             self._meta_context(option, data)
-        elif option == C.OPT_STARTTLS:
-            # TLS is not offered (see docs/decisions/0006-nbd-gateway.md): the client may go on in clear.
-            self._error(option, C.REP_ERR_UNSUP, "TLS is not supported by this server")
         else:
             self._error(option, C.REP_ERR_UNSUP, f"option {option} is not supported")
+
+    def _starttls(self, data: bytes) -> None:
+        option = C.OPT_STARTTLS
+        if not self.tls_offered:
+            # No keys were given (see docs/decisions/0006-nbd-gateway.md): the client may go on in clear.
+            self._error(option, C.REP_ERR_UNSUP, "TLS is not offered by this server")
+        elif self.tls:
+            self._error(option, C.REP_ERR_INVALID, "TLS is already in use")
+        elif data:
+            self._error(option, C.REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data")
+        elif self._in:
+            # The client must wait for our ACK before its ClientHello: bytes already here were
+            # sent in clear and would otherwise be read as if they came over TLS (injection).
+            raise ProtocolViolation("data after NBD_OPT_STARTTLS before its reply")
+        else:
+            self._reply(option, C.REP_ACK)
+            # Nothing negotiated in clear carries over into the TLS session (an attacker could
+            # have injected it), so the client negotiates again.
+            self.structured = False
+            self.meta_contexts = {}
+            self._state = "tls"
+            self._events.append(StartTls())
 
     def _meta_context(self, option: int, data: bytes) -> None:
         try:

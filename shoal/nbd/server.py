@@ -5,6 +5,10 @@ task (bounded by a byte budget, so a client can't make the server hold more than
 `IN_FLIGHT_BYTES` of payloads), and replies go out whole, one at a time, in completion
 order (NBD matches replies by handle). A failing request gets an NBD error; a broken
 stream closes that connection; nothing a client sends can stop the server.
+
+With TLS-PSK configured, NBD_OPT_STARTTLS swaps the connection's reader and writer for a
+`TlsStream` (shoal/nbd/tls.py) over the same socket, and negotiation and transmission
+go on through it unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import socket
 import stat
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from shoal.errors import ShoalError
 from shoal.nbd import constants as C
@@ -30,7 +35,9 @@ from shoal.nbd.handshake import (
     ProtocolViolation,
     Ready,
     ServerHandshake,
+    StartTls,
 )
+from shoal.nbd.tls import PskServerContext, TlsError, TlsStream
 
 log = logging.getLogger("shoal.nbd")
 
@@ -67,11 +74,28 @@ class ByteBudget:
             self._cond.notify_all()
 
 
+class ByteReader(Protocol):
+    """What a connection reads through: a StreamReader, or a TlsStream after STARTTLS."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    def writelines(self, buffers: list[bytes | memoryview]) -> None: ...
+    async def drain(self) -> None: ...
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, registry: Registry) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, registry: Registry,
+                 tls: PskServerContext | None = None) -> None:
+        self.reader: ByteReader = reader
+        self.writer: ByteWriter = writer
+        self._raw = (reader, writer)
         self.registry = registry
+        self.tls = tls
         self.peer = str(writer.get_extra_info("peername") or "unix")
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -102,7 +126,8 @@ class Connection:
 
     # -- handshake ----------------------------------------------------------------------------
     async def _handshake(self) -> tuple[Ready, Backend] | None:
-        hs = ServerHandshake()
+        hs = ServerHandshake(tls_offered=self.tls is not None,
+                             tls_required=self.tls is not None and self.tls.config.required)
         chosen: dict[str, Backend] = {}
         while True:
             out = hs.data_to_send()
@@ -122,16 +147,42 @@ class Connection:
                 hs.answer_export(ExportInfo(backend.size, transmission_flags(backend)))
             elif isinstance(ev, ListQuery):
                 hs.answer_list(await self.registry.names())
+            elif isinstance(ev, StartTls):
+                if not await self._start_tls():
+                    return None
+                hs.tls_started()
             elif isinstance(ev, Ready):
                 out = hs.data_to_send()
                 if out:
                     await self._send([out])
                 self._trailing = hs.trailing()
-                log.info("event=nbd_connect peer=%s export=%r structured=%s", self.peer, ev.name, ev.structured)
+                log.info("event=nbd_connect peer=%s export=%r structured=%s tls=%s",
+                         self.peer, ev.name, ev.structured, hs.tls)
                 return ev, chosen[ev.name]
             elif isinstance(ev, Closed):
                 log.info("event=nbd_handshake_closed peer=%s reason=%r", self.peer, ev.reason)
                 return None
+
+    async def _start_tls(self) -> bool:
+        """Run the TLS handshake over the socket (the ACK to STARTTLS is already sent)."""
+        assert self.tls is not None
+        stream = TlsStream(self.tls, *self._raw)
+        try:
+            await stream.handshake()
+        except TlsError as exc:
+            # A wrong key or an unknown user: the handshake fails, this connection closes,
+            # the server goes on. The identity is what the client claimed; no key is logged.
+            # OpenSSL words an unknown identity as a certificate problem (it falls back to
+            # certificates, and we have none), so say what it means.
+            reason = str(exc)
+            if stream.identity and stream.identity not in self.tls.config.keys:
+                reason = f"unknown PSK username ({reason})"
+            log.warning("event=nbd_tls_failed peer=%s user=%r reason=%r", self.peer, stream.identity, reason)
+            return False
+        self.reader = self.writer = stream
+        log.info("event=nbd_tls peer=%s user=%r version=%s cipher=%s",
+                 self.peer, stream.identity, stream.version, stream.cipher)
+        return True
 
     # -- transmission -------------------------------------------------------------------------
     async def _transmission(self, ready: Ready, backend: Backend) -> None:
@@ -206,17 +257,17 @@ class Connection:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def connection_handler(registry: Registry) -> Handler:
+def connection_handler(registry: Registry, tls: PskServerContext | None = None) -> Handler:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await Connection(reader, writer, registry).run()
+        await Connection(reader, writer, registry, tls).run()
 
     return handle
 
 
-async def start_unix(registry: Registry, path: str) -> asyncio.AbstractServer:
+async def start_unix(registry: Registry, path: str, tls: PskServerContext | None = None) -> asyncio.AbstractServer:
     """Listen on a Unix socket (mode 0600: only this user may reach the images through it)."""
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -226,7 +277,7 @@ async def start_unix(registry: Registry, path: str) -> asyncio.AbstractServer:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     old = os.umask(0o177)
     try:
-        return await asyncio.start_unix_server(connection_handler(registry), path, limit=1 << 20)
+        return await asyncio.start_unix_server(connection_handler(registry, tls), path, limit=1 << 20)
     finally:
         os.umask(old)
 
@@ -240,5 +291,6 @@ def _answers(path: str) -> bool:
     return True
 
 
-async def start_tcp(registry: Registry, host: str, port: int) -> asyncio.AbstractServer:
-    return await asyncio.start_server(connection_handler(registry), host, port, limit=1 << 20)
+async def start_tcp(registry: Registry, host: str, port: int,
+                    tls: PskServerContext | None = None) -> asyncio.AbstractServer:
+    return await asyncio.start_server(connection_handler(registry, tls), host, port, limit=1 << 20)
