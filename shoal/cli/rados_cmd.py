@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from shoal.cli import rados_render
 from shoal.client.loop_thread import LoopThread
@@ -841,15 +841,23 @@ def _dispatch(t: Tool) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
+def exit_with(run_tool: Callable[[list[str]], int], argv: list[str] | None, broken_pipe: int) -> NoReturn:
+    """Run a CLI and exit with its code: 130 on ^C, `broken_pipe` when stdout's reader went away."""
     try:
-        code = run(list(sys.argv[1:] if argv is None else argv))
+        code = run_tool(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:
-        code = EXIT_FAIL
-    sys.stdout.flush()
+        code = broken_pipe
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or broken_pipe
     sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    exit_with(run, argv, EXIT_FAIL)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 import textwrap
 
-from shoal.cli.rados_cmd import err
+from shoal.cli.rados_cmd import err, exit_with
 from shoal.cli.rbd_args import (
     CREATE,
     DEST_SPEC,
@@ -261,17 +260,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        code = run(list(sys.argv[1:] if argv is None else argv))
-    except KeyboardInterrupt:
-        code = 130
-    except BrokenPipeError:
-        code = errno.EPIPE
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        code = code or errno.EPIPE
-    sys.exit(code)
+    exit_with(run, argv, errno.EPIPE)
 
 
 if __name__ == "__main__":
