@@ -8,6 +8,7 @@ python3-rados (OpenStack's drivers, Ceph's own tests) catches and prints the sam
 from __future__ import annotations
 
 import errno as _errno
+from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import ShoalError
@@ -196,25 +197,29 @@ def require_uint(value: Any, name: str, ctype: str = "uint64_t") -> int:
     return value
 
 
-def cstr(value: Any, name: str, opt: bool = False) -> bytes | None:
-    """str or bytes → bytes (python-rados' `cstr`), None allowed when `opt`."""
+def cstr(value: Any, name: str, opt: bool = False,
+         not_string: Callable[[str], Exception] = TypeError) -> bytes | None:
+    """str or bytes → bytes (python-rados' `cstr`), None allowed when `opt`; anything else
+    raises `not_string` (python-rbd raises InvalidArgument where python-rados says TypeError)."""
     if opt and value is None:
         return None
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise TypeError(f"{name} must be a string")
+    raise not_string(f"{name} must be a string")
 
 
-def as_text(value: Any, name: str) -> str:
+def as_text(value: Any, name: str, not_string: Callable[[str], Exception] = TypeError,
+            bad_utf8: Callable[[str], Exception] | None = None) -> str:
     """A key/name given as str or bytes, as text (our wire carries str names)."""
-    raw = cstr(value, name)
+    raw = cstr(value, name, not_string=not_string)
     assert raw is not None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidArgumentError(f"{name} is not valid UTF-8", _errno.EINVAL) from None
+        message = f"{name} is not valid UTF-8"
+        raise (bad_utf8(message) if bad_utf8 else InvalidArgumentError(message, _errno.EINVAL)) from None
 
 
 __all__ = [

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno as _errno
 from typing import Any
 
+from shoal.compat import rados_errors
+
 ECANCELED = _errno.ECANCELED
 
 
@@ -178,22 +180,11 @@ def make_ex(ret: int, msg: str) -> OSError:
 
 def cstr(val: Any, name: str, opt: bool = False) -> bytes | None:
     """str → utf-8 bytes as python-rbd's `cstr`; anything else is InvalidArgument."""
-    if opt and val is None:
-        return None
-    if isinstance(val, bytes):
-        return val
-    if isinstance(val, str):
-        return val.encode("utf-8")
-    raise InvalidArgument(f"{name} must be a string")
+    return rados_errors.cstr(val, name, opt, not_string=InvalidArgument)
 
 
 def text(val: Any, name: str) -> str:
-    raw = cstr(val, name)
-    assert raw is not None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidArgument(f"{name} is not valid UTF-8") from None
+    return rados_errors.as_text(val, name, not_string=InvalidArgument, bad_utf8=InvalidArgument)
 
 
 def opt_text(val: Any, name: str) -> str | None:
