@@ -295,18 +295,27 @@ async def dir_get_name(io: IoCtx, image_id: str) -> str:
 
 async def dir_list(io: IoCtx) -> dict[str, str]:
     """{name: id} of every image in the pool's directory (empty if there is none)."""
-    out: dict[str, str] = {}
+    page = await _list_all(io, naming.RBD_DIRECTORY, "dir_list", "listing images")
+    return {str(k): str(v) for k, v in page.items()}
+
+
+PAGE = 1024  # entries per cls list call
+
+
+async def _list_all(io: IoCtx, oid: str, method: str, what: str) -> dict[Any, Any]:
+    """Every entry of a paged cls_rbd list method (`start_after`/`max_return`); an absent
+    object lists nothing."""
+    out: dict[Any, Any] = {}
     after = ""
     while True:
         try:
-            page = await io.call(naming.RBD_DIRECTORY, RBD, "dir_list", {"start_after": after, "max_return": 1024},
-                                 what="listing images")
+            page = await io.call(oid, RBD, method, {"start_after": after, "max_return": PAGE}, what=what)
         except Exception as exc:
             if is_errno(exc, errno.ENOENT):
                 return out
             raise
-        out.update({str(k): str(v) for k, v in page.items()})
-        if len(page) < 1024:
+        out.update(page)
+        if len(page) < PAGE:
             return out
         after = max(page)
 
@@ -355,17 +364,5 @@ async def trash_state_set(io: IoCtx, image_id: str, state: int, expect: int) -> 
 
 
 async def trash_list(io: IoCtx) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    after = ""
-    while True:
-        try:
-            page = await io.call(naming.RBD_TRASH, RBD, "trash_list", {"start_after": after, "max_return": 1024},
-                                 what="listing the trash")
-        except Exception as exc:
-            if is_errno(exc, errno.ENOENT):
-                return out
-            raise
-        out.update({str(k): dict(v) for k, v in page.items()})
-        if len(page) < 1024:
-            return out
-        after = max(page)
+    page = await _list_all(io, naming.RBD_TRASH, "trash_list", "listing the trash")
+    return {str(k): dict(v) for k, v in page.items()}

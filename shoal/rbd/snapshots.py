@@ -144,14 +144,19 @@ async def rollback(ictx: ImageCtx, name: str, progress: Progress = None, concurr
         await ictx.header_updated()
 
 
+async def _layered_snap(ictx: ImageCtx, name: str, what: str) -> SnapInfo:
+    """Snapshot `name` from a fresh header, for (un)protection: ENOSYS without layering."""
+    await ictx.refresh()
+    if not ictx.st.features & F.LAYERING:
+        raise from_errno(errno.ENOSYS, f"{what}: the image does not support layering")
+    return ictx.snap_by_name(name)
+
+
 async def protect(ictx: ImageCtx, name: str) -> None:
     what = f"protecting snapshot {name!r} of image {ictx.name}"
     _require_not_read_only(ictx, what)
     async with ictx.op_lock:
-        await ictx.refresh()
-        if not ictx.st.features & F.LAYERING:
-            raise from_errno(errno.ENOSYS, f"{what}: the image does not support layering")
-        info = ictx.snap_by_name(name)
+        info = await _layered_snap(ictx, name, what)
         if info.protection == PROTECTION_PROTECTED:
             raise from_errno(errno.EBUSY, f"{what}: it is already protected")
         await ictx.header.set_protection(info.id, PROTECTION_PROTECTED)
@@ -163,10 +168,7 @@ async def unprotect(ictx: ImageCtx, name: str, concurrency: int = 10) -> None:
     what = f"unprotecting snapshot {name!r} of image {ictx.name}"
     _require_not_read_only(ictx, what)
     async with ictx.op_lock:
-        await ictx.refresh()
-        if not ictx.st.features & F.LAYERING:
-            raise from_errno(errno.ENOSYS, f"{what}: the image does not support layering")
-        info = ictx.snap_by_name(name)
+        info = await _layered_snap(ictx, name, what)
         if info.protection == PROTECTION_UNPROTECTED:
             raise from_errno(errno.EINVAL, f"{what}: it is not protected")
         if info.child_count > 0:
