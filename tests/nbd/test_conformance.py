@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,40 +16,10 @@ import pytest
 
 from shoal.nbd import constants as C
 from shoal.testing.cluster import TestCluster
+from tests.nbd.nbd_helpers import Gateway, run
 
 POOL = "nbd"
 MiB = 1 << 20
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: run scripts/install.sh test (it installs qemu-utils, libnbd-bin, fio)"
-    return path
-
-
-def run(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([tool(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"{' '.join(argv)} exited {done.returncode}: {done.stdout}{done.stderr}"
-    return done
-
-
-class Gateway:
-    def __init__(self, cluster: TestCluster, sock: Path, *extra: str) -> None:
-        self.sock = sock
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.cli.shoal_cmd", "nbd", "serve", "--socket", str(sock), *extra],
-            env=cluster.env(), stdout=subprocess.PIPE, stderr=open(f"{sock}.log", "wb"), text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line == f"nbd+unix:///?socket={sock}", f"gateway did not start: {line!r} {Path(f'{sock}.log').read_text()}"
-
-    def uri(self, name: str) -> str:
-        return f"nbd+unix:///{name}?socket={self.sock}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        assert self.proc.wait(30) == 0, Path(f"{self.sock}.log").read_text()
 
 
 @pytest.fixture(scope="module")

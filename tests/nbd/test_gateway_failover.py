@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,8 @@ import pytest
 import rados
 import rbd
 from shoal.testing.cluster import TestCluster
+from tests.nbd import nbd_helpers
+from tests.nbd.nbd_helpers import tool
 
 POOL = "nbd_failover"
 IMAGE = "shared"
@@ -33,34 +33,17 @@ BLOCK = 64 * KiB
 TAKEOVER_LIMIT = 30.0  # a killed gateway's session closes at once: no watch timeout to wait for
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: run scripts/install.sh test (it installs qemu-utils)"
-    return path
-
-
-class Gateway:
+class Gateway(nbd_helpers.Gateway):
     """`shoal nbd serve --socket PATH pool/image` as a child process."""
 
     def __init__(self, cluster: TestCluster, sock: Path, *who: str) -> None:
-        self.sock = sock
-        self.log = Path(f"{sock}.log")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.cli.shoal_cmd", "nbd", "serve", *who, "--socket", str(sock), SPEC],
-            env=cluster.env(), stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("nbd+unix://"), f"gateway did not start: {line!r}\n{self.log.read_text()}"
-
-    @property
-    def uri(self) -> str:
-        return f"nbd+unix:///{SPEC}?socket={self.sock}"
+        super().__init__(cluster, sock, *who, SPEC)
 
     def write(self, pattern: int, off: int, length: int = BLOCK) -> float:
         """Write and flush through this gateway; the seconds it took."""
         t0 = time.monotonic()
         done = subprocess.run([tool("qemu-io"), "-f", "raw", "-c", f"write -P {pattern:#x} {off} {length}",
-                               "-c", "flush", self.uri], capture_output=True, text=True, timeout=120)
+                               "-c", "flush", self.uri(SPEC)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "wrote" in done.stdout, (
             f"qemu-io write through {self.sock.name} failed: {done.stdout}{done.stderr}\n{self.log.read_text()[-3000:]}")
         return time.monotonic() - t0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -21,24 +20,12 @@ from shoal.nbd import constants as C
 from shoal.nbd.handshake import Closed, ExportQuery, ServerHandshake, StartTls
 from shoal.nbd.tls import PskFileError, load_psk_file
 from shoal.testing.cluster import TestCluster
+from tests.nbd.nbd_helpers import Gateway, run, tool
 
 POOL = "nbdtls"
 MiB = 1 << 20
 ALICE_KEY = "8e5d2f1a9c0b7e6d5c4b3a2918070615243342516f7e8d9cabbacdcfeedf0f1e"
 WRONG_KEY = "00" * 32
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: run scripts/install.sh test (it installs qemu-utils, libnbd-bin)"
-    return path
-
-
-def run(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([tool(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"{' '.join(argv)} exited {done.returncode}: {done.stdout}{done.stderr}"
-    return done
 
 
 def psk_file(path: Path, **keys: str) -> Path:
@@ -130,26 +117,12 @@ def test_psk_file_parsing(tmp_path: Path) -> None:
 
 
 # -- real clients ---------------------------------------------------------------------------------------
-class TlsGateway:
-    def __init__(self, cluster: TestCluster, sock: Path, *extra: str) -> None:
-        self.sock = sock
-        self.log = Path(f"{sock}.log")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.cli.shoal_cmd", "nbd", "serve", "--socket", str(sock), *extra],
-            env=cluster.env(), stdout=subprocess.PIPE, stderr=open(self.log, "wb"), text=True)
-        assert self.proc.stdout is not None
-        self.line = self.proc.stdout.readline().strip()
-        assert self.line.endswith(f"+unix:///?socket={sock}"), f"gateway did not start: {self.line!r} {self.log.read_text()}"
-
+class TlsGateway(Gateway):
     def uri(self, name: str, user: str | None = None, keys: Path | None = None) -> str:
         if user is None:
-            return f"nbd+unix:///{name}?socket={self.sock}"
+            return super().uri(name)
         # libnbd 1.14 (Debian 12) takes the PSK username from the URI's user part only.
         return f"nbds+unix://{user}@/{name}?socket={self.sock}&tls-psk-file={keys}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        assert self.proc.wait(30) == 0, self.log.read_text()
 
 
 @pytest.fixture(scope="module")
