@@ -16,7 +16,6 @@ OSD as the NOTIFY_ACK reply.
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import itertools
 import logging
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shoal.client.loop_thread import _real_threading
+from shoal.client.callbacks import CallbackRunner
 from shoal.errors import NotFound, ShoalError, Shutdown, TimedOut, from_errno
 from shoal.net.connection import Connection
 from shoal.wire.frame import Frame
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from shoal.client.objecter import Objecter, _Target
 
 log = logging.getLogger("shoal.client.watch")
-_threading = _real_threading()  # native even under eventlet: callbacks must not run on a green thread
 
 # callback(notify_id, notifier_gid, cookie, payload) -> reply data (None: an empty reply)
 WatchCallback = Callable[[int, int, int, bytes], "bytes | None"]
@@ -52,63 +50,6 @@ MIN_PING_INTERVAL, MAX_PING_INTERVAL = 0.5, 5.0  # Ceph pings every objecter_tic
 def normalize_watch_error(err: int) -> int:
     """librados' rule: a watch lost because its object was deleted reads as ENOTCONN."""
     return -errno.ENOTCONN if err in (-errno.ENOENT, -errno.ENOTCONN) else err
-
-
-class CallbackRunner:
-    """One native thread running queued callables in order, with a bounded queue."""
-
-    def __init__(self, name: str = "shoal-watch-cb", limit: int = MAX_QUEUED_CALLBACKS) -> None:
-        self._cond = _threading.Condition(_threading.Lock())
-        self._queue: collections.deque[Callable[[], None]] = collections.deque()
-        self._limit = limit
-        self._running = 0  # callables taken off the queue, not finished
-        self._stopping = False
-        self._thread = _threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[[], None]) -> bool:
-        with self._cond:
-            if self._stopping or len(self._queue) >= self._limit:
-                return False
-            self._queue.append(fn)
-            self._cond.notify_all()
-            return True
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                fn = self._queue.popleft()
-                self._running += 1
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - a user callback must not end the thread
-                log.exception("event=watch_callback_failed")
-            finally:
-                with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything queued so far ran (librados' watch_flush); True if it did."""
-        if _threading.current_thread() is self._thread:
-            return False  # from a callback: waiting for ourselves would never end
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._running:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
 
 
 @dataclass(eq=False)
@@ -153,7 +94,7 @@ class Lingers:
         long the OSD keeps it without a ping; `deadline` bounds the wait for a primary."""
         lg = Linger(next(self._cookies), pool_id, oid, nspace, int(timeout), callback, error_callback)
         if self._runner is None:
-            self._runner = CallbackRunner()
+            self._runner = CallbackRunner("shoal-watch-cb", MAX_QUEUED_CALLBACKS)
         self._lingers[lg.cookie] = lg
         try:
             await asyncio.wait_for(self._first_registration(lg), deadline)

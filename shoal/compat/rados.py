@@ -18,9 +18,10 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from shoal.client.blocklist import blocklist_add
+from shoal.client.callbacks import CallbackRunner
 from shoal.client.loop_thread import Call, LoopThread, _real_threading
 from shoal.client.rados_client import RadosClient
-from shoal.compat.rados_aio import Completion, Finisher
+from shoal.compat.rados_aio import Completion
 from shoal.compat.rados_errors import (
     MAX_ERRNO,
     ConnectionShutdown,
@@ -161,7 +162,7 @@ class Rados:
         self._lock = _threading.RLock()
         self._loop = LoopThread.shared()
         self._client: RadosClient = None  # type: ignore[assignment]  # set by connect()
-        self._finisher: Finisher | None = None
+        self._finisher: CallbackRunner | None = None
         # Order as in python-rados: conf_defaults, then the conf file, then conf.
         for key, value in (conf_defaults or {}).items():
             self.conf_set(key, value)
@@ -286,7 +287,7 @@ class Rados:
             except Exception:  # noqa: BLE001 - shutdown must not raise
                 pass
         if self._finisher is not None:
-            self._finisher.stop()
+            self._finisher.stop(join_timeout=30.0)
 
     def __enter__(self) -> Rados:
         self.connect()
@@ -303,10 +304,10 @@ class Rados:
             except Exception:  # noqa: BLE001 - interpreter exit: nothing to report to
                 pass
 
-    def _finisher_for_callbacks(self) -> Finisher:
+    def _finisher_for_callbacks(self) -> CallbackRunner:
         with self._lock:
             if self._finisher is None:
-                self._finisher = Finisher()
+                self._finisher = CallbackRunner("rados-finisher")
             return self._finisher
 
     # -- plumbing ---------------------------------------------------------------------------------

@@ -10,56 +10,16 @@ callback may itself make blocking rados calls without deadlocking the loop servi
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from shoal.client.callbacks import CallbackRunner
 from shoal.client.loop_thread import Call, _real_threading
 
 log = logging.getLogger("shoal.compat.rados")
 
 _threading = _real_threading()  # unpatched under eventlet: the finisher must be a native thread
-
-
-class Finisher:
-    """One native thread running queued callables in order (librados' Finisher)."""
-
-    def __init__(self, name: str = "rados-finisher") -> None:
-        self._cond = _threading.Condition(_threading.Lock())
-        self._queue: collections.deque[Callable[[], None]] = collections.deque()
-        self._stopping = False
-        self._thread = _threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def queue(self, fn: Callable[[], None]) -> None:
-        with self._cond:
-            if self._stopping:
-                # Late completions after shutdown still get their callbacks: run them inline.
-                pass
-            else:
-                self._queue.append(fn)
-                self._cond.notify()
-                return
-        fn()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                fn = self._queue.popleft()
-            fn()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Run what is queued, then end the thread (not waited for from the finisher itself)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if _threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
 
 
 class Completion:
@@ -101,7 +61,7 @@ class Completion:
         return self._rval
 
     # -- driven by the Ioctx -----------------------------------------------------------------
-    def _attach(self, call: Call, finisher: Finisher) -> None:
+    def _attach(self, call: Call, finisher: CallbackRunner) -> None:
         def done(c: Call) -> None:
             try:
                 rval, cb_args = c.result(0)
@@ -114,14 +74,15 @@ class Completion:
 
         call.add_done_callback(done)
 
-    def _finish(self, rval: int, cb_args: tuple[Any, ...], finisher: Finisher) -> None:
+    def _finish(self, rval: int, cb_args: tuple[Any, ...], finisher: CallbackRunner) -> None:
         self._rval = rval
         self._cb_args = cb_args
         self._complete.set()
         if self.oncomplete is None and self.onsafe is None:
             self._done_callbacks()
             return
-        finisher.queue(self._run_callbacks)
+        if not finisher.submit(self._run_callbacks):
+            self._run_callbacks()  # late completions after shutdown still get their callbacks
 
     def _run_callbacks(self) -> None:
         try:
@@ -142,4 +103,4 @@ class Completion:
             untrack(self)
 
 
-__all__ = ["Completion", "Finisher"]
+__all__ = ["Completion"]
