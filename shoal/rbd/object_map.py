@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shoal.errors import from_errno
 from shoal.rbd import features as F
@@ -70,15 +70,21 @@ def map_oid(ictx: ImageCtx, snap_id: int | None) -> str:
     return naming.object_map_object(ictx.id, CEPH_NOSNAP if snap_id is None else snap_id)
 
 
-async def load_states(io: IoCtx, oid: str) -> bytearray | None:
-    """The states stored in one map object, or None if it is missing or corrupt."""
+async def _load_raw(io: IoCtx, oid: str) -> dict[str, Any] | None:
+    """cls `object_map_load` of one map object ({"size", "bits"}), or None if it is missing
+    or corrupt."""
     try:
-        out = await io.call(oid, RBD, "object_map_load", what=f"loading object map {oid}")
+        return dict(await io.call(oid, RBD, "object_map_load", what=f"loading object map {oid}"))
     except Exception as exc:
         if is_errno(exc, errno.ENOENT, errno.EINVAL):
             return None
         raise
-    return unpack_states(int(out["size"]), bytes(out["bits"]))
+
+
+async def load_states(io: IoCtx, oid: str) -> bytearray | None:
+    """The states stored in one map object, or None if it is missing or corrupt."""
+    out = await _load_raw(io, oid)
+    return None if out is None else unpack_states(int(out["size"]), bytes(out["bits"]))
 
 
 def enabled(ictx: ImageCtx) -> bool:
@@ -270,11 +276,8 @@ async def snapshot_add(ictx: ImageCtx, snap_id: int) -> None:
     if not enabled(ictx) or ictx.st.flags & FLAG_OBJECT_MAP_INVALID:
         return
     head = map_oid(ictx, None)
-    try:
-        out = await ictx.io.call(head, RBD, "object_map_load")
-    except Exception as exc:
-        if not is_errno(exc, errno.ENOENT, errno.EINVAL):
-            raise
+    out = await _load_raw(ictx.io, head)
+    if out is None:
         await _invalidate(ictx, None)
         return
     await ictx.io.call(map_oid(ictx, snap_id), RBD, "object_map_save", {"size": out["size"], "bits": out["bits"]})
@@ -289,12 +292,7 @@ async def snapshot_remove(ictx: ImageCtx, snap_id: int) -> None:
     if not enabled(ictx):
         return
     oid = map_oid(ictx, snap_id)
-    try:
-        out = await ictx.io.call(oid, RBD, "object_map_load")
-    except Exception as exc:
-        if not is_errno(exc, errno.ENOENT, errno.EINVAL):
-            raise
-        out = None
+    out = await _load_raw(ictx.io, oid)
     if out is not None:
         newer = [s for s in ictx.st.snaps if s > snap_id]
         target = map_oid(ictx, min(newer) if newer else None)
