@@ -36,7 +36,7 @@ def _take_option(words: list[str], *names: str) -> tuple[list[str], str | None]:
 def run(argv: list[str]) -> int:
     words, fmt = split_format(argv)
     # Admin socket commands need no cluster; the conf split_format built (-c, --cluster) names sockets.
-    handled = maybe_daemon(words, fmt, cli_session._state.get("conf"))
+    handled = maybe_daemon(words, fmt, cli_session.parsed_config())
     if handled is not None:
         return handled
     words = [w for a in words for w in SHORTCUTS.get(a, [a])]

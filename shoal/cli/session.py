@@ -43,6 +43,11 @@ def split_format(argv: list[str]) -> tuple[list[str], str | None]:
     return words, fmt
 
 
+def parsed_config() -> Any:
+    """The config `split_format` built from the global options (-c, --cluster, --id…), if any."""
+    return _state.get("conf")
+
+
 class ClientSession:
     def __init__(self, client: RadosClient, loop: LoopThread) -> None:
         self.client = client
@@ -51,7 +56,7 @@ class ClientSession:
     @classmethod
     @contextlib.contextmanager
     def open(cls) -> Iterator[ClientSession]:
-        conf = _state.get("conf")
+        conf = parsed_config()
         if conf is None:
             conf, _ = build_config("client", [], os.environ)
         loop = LoopThread.shared()
