@@ -4,7 +4,6 @@ on the connection it hands out."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -152,7 +151,7 @@ def flow_setup_and_stats(ctx: FlowContext) -> int:
 def flow_volume_lifecycle(ctx: FlowContext) -> int:
     drv = make_driver(ctx)
     vol = new_volume(1)
-    assert drv.create_volume(vol) in ({}, None) or True
+    assert not drv.create_volume(vol)  # a plain volume type: nothing for the manager to update
     with rbd.Image(ctx.admin_ioctx("volumes"), vol.name, read_only=True) as img:
         assert img.size() == GiB and img.stat()["order"] == 22  # rbd_store_chunk_size = 4
         assert img.features() & rbd.RBD_FEATURE_LAYERING
@@ -517,7 +516,6 @@ def flow_caps(ctx: FlowContext) -> int:
         expect(rbd.PermissionError, rbd.RBD().create, io_, "cinder-was-here", MiB)
     assert "ro-check" in ctx.images("images")
     rbd.RBD().remove(ctx.admin_ioctx("images"), "ro-check")
-    _ = hashlib
     return verified
 
 
