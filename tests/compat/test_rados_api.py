@@ -19,32 +19,22 @@ import pytest
 import rados
 from shoal.client.loop_thread import LoopThread
 from shoal.testing.cluster import TestCluster
+from tests.pool_helpers import admin_with_pool, namespaced_ioctx
 
 POOL = "rados_api_main"
 
 
 @pytest.fixture(scope="module")
 def cluster_rados(cluster: TestCluster) -> Iterator[rados.Rados]:
-    r = rados.Rados(conffile=cluster.conf_path)
-    r.connect()
-    ret, _, outs = r.mon_command(json.dumps({"prefix": "osd pool create", "pool": POOL, "pg_num": 8}), b"")
-    assert ret == 0, outs
-    try:
+    with admin_with_pool(cluster, POOL) as r:
         yield r
-    finally:
-        r.delete_pool(POOL)
-        r.shutdown()
 
 
 @pytest.fixture
 def ioctx(cluster_rados: rados.Rados, request: pytest.FixtureRequest) -> Iterator[rados.Ioctx]:
     """An Ioctx on the module's pool, in a namespace of its own so tests never see each other's objects."""
-    io = cluster_rados.open_ioctx(POOL)
-    io.set_namespace(request.node.name[:60])
-    try:
+    with namespaced_ioctx(cluster_rados, POOL, request) as io:
         yield io
-    finally:
-        io.close()
 
 
 # -- cluster handle -------------------------------------------------------------------------------------

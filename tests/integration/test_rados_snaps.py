@@ -14,6 +14,7 @@ import pytest
 import rados
 from shoal.testing.cluster import TestCluster
 from shoal.wire.osd_op import OpBuilder
+from tests.pool_helpers import admin_with_pool, namespaced_ioctx
 
 POOL = "rados_snaps"
 HEAD = rados.LIBRADOS_SNAP_HEAD
@@ -21,25 +22,14 @@ HEAD = rados.LIBRADOS_SNAP_HEAD
 
 @pytest.fixture(scope="module")
 def cluster_rados(cluster: TestCluster) -> Iterator[rados.Rados]:
-    r = rados.Rados(conffile=cluster.conf_path)
-    r.connect()
-    ret, _, outs = r.mon_command(json.dumps({"prefix": "osd pool create", "pool": POOL, "pg_num": 8}), b"")
-    assert ret == 0, outs
-    try:
+    with admin_with_pool(cluster, POOL) as r:
         yield r
-    finally:
-        r.delete_pool(POOL)
-        r.shutdown()
 
 
 @pytest.fixture
 def ioctx(cluster_rados: rados.Rados, request: pytest.FixtureRequest) -> Iterator[rados.Ioctx]:
-    io = cluster_rados.open_ioctx(POOL)
-    io.set_namespace(request.node.name[:60])
-    try:
+    with namespaced_ioctx(cluster_rados, POOL, request) as io:
         yield io
-    finally:
-        io.close()
 
 
 def list_snaps(ioctx: rados.Ioctx, oid: str) -> dict[str, Any]:

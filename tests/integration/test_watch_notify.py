@@ -22,6 +22,7 @@ import pytest
 import rados
 from shoal.testing.cluster import TestCluster
 from tests.conftest import FIXTURES
+from tests.pool_helpers import admin_with_pool
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +48,8 @@ def connect(conf_path: str, **kwargs: Any) -> rados.Rados:
 
 @pytest.fixture(scope="module")
 def admin(cluster: TestCluster) -> Iterator[rados.Rados]:
-    r = connect(cluster.conf_path)
-    ret, _, outs = r.mon_command(json.dumps({"prefix": "osd pool create", "pool": POOL, "pg_num": 8}), b"")
-    assert ret == 0, outs
-    try:
+    with admin_with_pool(cluster, POOL, connect(cluster.conf_path)) as r:
         yield r
-    finally:
-        r.delete_pool(POOL)
-        r.shutdown()
 
 
 @pytest.fixture
