@@ -24,6 +24,13 @@ def run(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.Comp
     return done
 
 
+def nbd_pool(cluster: TestCluster, name: str) -> TestCluster:
+    """An rbd pool for one NBD test module (left to the session cluster's teardown)."""
+    cluster.cli("ceph", "osd", "pool", "create", name, "8")
+    cluster.cli("rbd", "pool", "init", name, check=True)
+    return cluster
+
+
 class Gateway:
     """`shoal nbd serve --socket SOCK ARGS…` as a child process, started once it printed its URI."""
 

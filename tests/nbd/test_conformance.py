@@ -16,7 +16,7 @@ import pytest
 
 from shoal.nbd import constants as C
 from shoal.testing.cluster import TestCluster
-from tests.nbd.nbd_helpers import Gateway, run
+from tests.nbd.nbd_helpers import Gateway, nbd_pool, run
 
 POOL = "nbd"
 MiB = 1 << 20
@@ -24,9 +24,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module")
 def pool(cluster: TestCluster) -> TestCluster:
-    cluster.cli("ceph", "osd", "pool", "create", POOL, "8")
-    cluster.cli("rbd", "pool", "init", POOL, check=True)
-    return cluster
+    return nbd_pool(cluster, POOL)
 
 
 @pytest.fixture(scope="module")

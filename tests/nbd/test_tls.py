@@ -20,7 +20,7 @@ from shoal.nbd import constants as C
 from shoal.nbd.handshake import Closed, ExportQuery, ServerHandshake, StartTls
 from shoal.nbd.tls import PskFileError, load_psk_file
 from shoal.testing.cluster import TestCluster
-from tests.nbd.nbd_helpers import Gateway, run, tool
+from tests.nbd.nbd_helpers import Gateway, nbd_pool, run, tool
 
 POOL = "nbdtls"
 MiB = 1 << 20
@@ -127,9 +127,7 @@ class TlsGateway(Gateway):
 
 @pytest.fixture(scope="module")
 def pool(cluster: TestCluster) -> TestCluster:
-    cluster.cli("ceph", "osd", "pool", "create", POOL, "8")
-    cluster.cli("rbd", "pool", "init", POOL, check=True)
-    return cluster
+    return nbd_pool(cluster, POOL)
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,22 @@ def rbd_pool(cluster: TestCluster, name: str, pg_num: int = 8) -> Iterator[str]:
                            "yes_i_really_really_mean_it": True})
 
 
+@contextlib.contextmanager
+def pool_ioctx(cluster: TestCluster, name: str) -> Iterator[Any]:
+    """`rbd_pool` NAME with a client.admin python-rados Ioctx on it."""
+    import rados
+
+    with rbd_pool(cluster, name):
+        r = rados.Rados(conffile=cluster.conf_path)
+        r.connect()
+        io = r.open_ioctx(name)
+        try:
+            yield io
+        finally:
+            io.close()
+            r.shutdown()
+
+
 def rbd_cli(cluster: TestCluster, *args: str, input: bytes | None = None,
             timeout: float = 300.0) -> subprocess.CompletedProcess[bytes]:
     """`rbd -c <conf> ARGS...` as a subprocess (the same entry point the `rbd` script runs)."""

@@ -26,9 +26,8 @@ from typing import Any
 
 import pytest
 
-import rados
 from shoal.testing.cluster import TestCluster
-from tests.rbd.rbd_helpers import rbd_pool, read_all
+from tests.rbd.rbd_helpers import pool_ioctx, read_all
 
 try:
     import rbd
@@ -106,15 +105,8 @@ r.shutdown()
 @pytest.fixture(scope="module")
 def io(cluster: TestCluster) -> Iterator[Any]:
     assert rbd is not None, "`import rbd` failed: shoal/compat/rbd.py (python-rbd drop-in) is missing"
-    with rbd_pool(cluster, POOL):
-        r = rados.Rados(conffile=cluster.conf_path)
-        r.connect()
-        ioctx = r.open_ioctx(POOL)
-        try:
-            yield ioctx
-        finally:
-            ioctx.close()
-            r.shutdown()
+    with pool_ioctx(cluster, POOL) as io:
+        yield io
 
 
 def payload(who: str, block: int, seq: int) -> bytes:

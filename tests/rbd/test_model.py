@@ -36,9 +36,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import rados
 from shoal.testing.cluster import TestCluster
-from tests.rbd.rbd_helpers import rbd_pool, read_all
+from tests.rbd.rbd_helpers import pool_ioctx, read_all
 from tests.rbd.rbd_model import (
     LAYOUT_BY_NAME,
     LAYOUTS,
@@ -64,15 +63,8 @@ LAYOUT_NAMES = [lay.name for lay in LAYOUTS]
 @pytest.fixture(scope="module")
 def ioctx(cluster: TestCluster) -> Iterator[Any]:
     assert rbd is not None, "`import rbd` failed: shoal/compat/rbd.py (python-rbd drop-in) is missing"
-    with rbd_pool(cluster, POOL):
-        r = rados.Rados(conffile=cluster.conf_path)
-        r.connect()
-        io = r.open_ioctx(POOL)
-        try:
-            yield io
-        finally:
-            io.close()
-            r.shutdown()
+    with pool_ioctx(cluster, POOL) as io:
+        yield io
 
 
 def step(fn: Callable[..., None]) -> Callable[..., None]:

@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 
-import rados
 from shoal.testing.cluster import TestCluster
 from tests.rbd.rbd_helpers import (
     STREAMS,
@@ -42,9 +41,9 @@ from tests.rbd.rbd_helpers import (
     fixture_sums,
     parse_diff,
     parse_export_v2,
+    pool_ioctx,
     rbd_cli,
     rbd_ok,
-    rbd_pool,
     read_all,
     sha256,
     stream_mismatch,
@@ -81,15 +80,8 @@ EINVAL_MSG = "rbd: import-diff failed: (22) Invalid argument\n"
 @pytest.fixture(scope="module")
 def io(cluster: TestCluster) -> Iterator[Any]:
     assert rbd is not None, "`import rbd` failed: shoal/compat/rbd.py (python-rbd drop-in) is missing"
-    with rbd_pool(cluster, POOL):
-        r = rados.Rados(conffile=cluster.conf_path)
-        r.connect()
-        ioctx = r.open_ioctx(POOL)
-        try:
-            yield ioctx
-        finally:
-            ioctx.close()
-            r.shutdown()
+    with pool_ioctx(cluster, POOL) as io:
+        yield io
 
 
 @pytest.fixture(scope="module")
