@@ -80,6 +80,16 @@ def _scatter(data: memoryview, ext: ObjectExtent, out: memoryview) -> None:
         pos += blen
 
 
+def _count(ictx: ImageCtx, op: str, start: float, nbytes: int | None = None) -> None:
+    """librbd's per-image counters for one op: OP, OP_bytes, OP_latency."""
+    perf = ictx.perf
+    if perf is not None:
+        perf.inc(op)
+        if nbytes is not None:
+            perf.inc(f"{op}_bytes", nbytes)
+        perf.tinc(f"{op}_latency", time.monotonic() - start)
+
+
 # -- reads -------------------------------------------------------------------------------------
 async def read(ictx: ImageCtx, off: int, length: int) -> bytes:
     """Bytes [off, off+length) of the selected version; shortened at the end (see clip)."""
@@ -104,11 +114,7 @@ async def read_buffer(ictx: ImageCtx, off: int, length: int) -> bytearray:
         for pos, piece in pieces:
             out[pos - off:pos - off + len(piece)] = piece
         del out
-    perf = ictx.perf
-    if perf is not None:
-        perf.inc("rd")
-        perf.inc("rd_bytes", length)
-        perf.tinc("rd_latency", time.monotonic() - start)
+    _count(ictx, "rd", start, length)
     return buf
 
 
@@ -265,11 +271,7 @@ async def write(ictx: ImageCtx, off: int, data: bytes | bytearray | memoryview) 
         await ictx.cache.write(off, view)
     else:
         await write_direct(ictx, off, view)
-    perf = ictx.perf
-    if perf is not None:
-        perf.inc("wr")
-        perf.inc("wr_bytes", length)
-        perf.tinc("wr_latency", time.monotonic() - start)
+    _count(ictx, "wr", start, length)
     return length
 
 
@@ -323,11 +325,7 @@ async def discard(ictx: ImageCtx, off: int, length: int, skip_partial: bool = Tr
         await object_map.before_write(ictx, [p.objectno for p in plans if p.action != "remove"])
         await gather_bounded((_discard_object(ictx, snapc, p) for p in plans), IO_CONCURRENCY)
         await object_map.after_remove(ictx, removed)
-    perf = ictx.perf
-    if perf is not None:
-        perf.inc("discard")
-        perf.inc("discard_bytes", length)
-        perf.tinc("discard_latency", time.monotonic() - start)
+    _count(ictx, "discard", start, length)
 
 
 @dataclass(frozen=True)
@@ -406,8 +404,5 @@ async def flush(ictx: ImageCtx) -> None:
         await ictx.cache.flush(user=True)
     if pending:
         await asyncio.gather(*pending)
-    perf = ictx.perf
-    if perf is not None:
-        perf.inc("flush")
-        perf.tinc("flush_latency", time.monotonic() - start)
+    _count(ictx, "flush", start)
 
